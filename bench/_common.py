@@ -1,0 +1,69 @@
+"""Small helpers shared by the benchmarks: timing and JSON + markdown reports."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def measure(fn: Callable[[], Any], repeat: int, warmup: int = 2) -> dict[str, float]:
+    """Median / p90 / min wall time of ``fn`` in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return {
+        "median_ms": statistics.median(samples),
+        "p90_ms": samples[int(0.9 * (len(samples) - 1))],
+        "min_ms": samples[0],
+        "n": len(samples),
+    }
+
+
+def measure_interleaved(
+    fns: dict[str, Callable[[], Any]], repeat: int, warmup: int = 2
+) -> dict[str, dict[str, float]]:
+    """Time several functions in alternation, so load drift hits them all alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - start) * 1000)
+    return {
+        name: {"median_ms": statistics.median(xs), "min_ms": min(xs), "n": len(xs)}
+        for name, xs in samples.items()
+    }
+
+
+def write_report(name: str, title: str, rows: list[dict[str, Any]], extra: dict[str, Any]) -> Path:
+    """Write ``results/NAME.json`` and ``results/NAME.md``; return the markdown path."""
+    RESULTS.mkdir(exist_ok=True)
+    meta = {"python": platform.python_version(), "machine": platform.machine(), **extra}
+    (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    lines = [f"# {title}", "", *(f"- {k}: {v}" for k, v in meta.items()), ""]
+    lines += ["| metric | value | target | ok |", "|---|---|---|---|"]
+    for row in rows:
+        value = row["value"]
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        ok = "" if row.get("ok") is None else ("yes" if row["ok"] else "NO")
+        lines.append(
+            f"| {row['metric']} | {shown} {row.get('unit', '')} | {row.get('target', '')} | {ok} |"
+        )
+    path = RESULTS / f"{name}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

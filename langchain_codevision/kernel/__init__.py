@@ -1,0 +1,33 @@
+r"""Sandboxed, stateful Jupyter kernels for model-written code.
+
+Key pieces:
+
+* :class:`KernelSession`: one kernel (sync and async API, context manager).
+* :class:`KernelPool`: warm kernels, handed out per episode and recycled.
+* :class:`KernelLimits` and :class:`IsolationPolicy`: the sandbox settings.
+* :class:`ExecutionResult`: what one ``execute`` produced.
+
+Example:
+    >>> from langchain_codevision.kernel import KernelSession
+    >>> with KernelSession() as kernel:
+    ...     kernel.execute("x = 6 * 7; print(x)").stdout
+    '42\\n'
+"""
+
+from .limits import KernelLimits
+from .pool import KernelPool
+from .result import ExecutionError, ExecutionResult, OutputImage
+from .sandbox import IsolationError, IsolationPolicy
+from .session import KernelSession, KernelStartError
+
+__all__ = [
+    "ExecutionError",
+    "ExecutionResult",
+    "IsolationError",
+    "IsolationPolicy",
+    "KernelLimits",
+    "KernelPool",
+    "KernelSession",
+    "KernelStartError",
+    "OutputImage",
+]

@@ -1,0 +1,71 @@
+"""A private event loop on a daemon thread that owns every kernel connection.
+
+All kernel I/O runs on this one loop, so the same :class:`KernelSession` works from
+synchronous code, from any asyncio loop (Jupyter, LangGraph's async nodes) and from
+several threads at once. Sync callers block on a future; async callers await it
+without blocking their own loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def get_loop() -> asyncio.AbstractEventLoop:
+    """Return the kernel I/O loop, starting its thread on first use."""
+    global _loop, _thread
+    with _lock:
+        if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def _run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            thread = threading.Thread(target=_run, name="codevision-kernel-io", daemon=True)
+            thread.start()
+            ready.wait()
+            _loop, _thread = loop, thread
+        return _loop
+
+
+def on_loop_thread() -> bool:
+    """Whether the caller runs on the kernel I/O thread itself."""
+    return _thread is not None and threading.current_thread() is _thread
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    """Schedule ``coro`` on the kernel loop and return a thread-safe future."""
+    return asyncio.run_coroutine_threadsafe(coro, get_loop())
+
+
+def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run ``coro`` on the kernel loop and block until it finishes."""
+    if on_loop_thread():
+        coro.close()
+        raise RuntimeError("run_sync() cannot be called from the kernel I/O thread")
+    future = submit(coro)
+    try:
+        return future.result(timeout)
+    except BaseException:
+        future.cancel()
+        raise
+
+
+async def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` on the kernel loop from any other event loop."""
+    if on_loop_thread():
+        return await coro
+    return await asyncio.wrap_future(submit(coro))

@@ -1,0 +1,263 @@
+"""Helpers that live *inside* the kernel (loaded by path by the session preamble).
+
+They move images between host and kernel as raw ``.npy`` files in the session's private
+working directory (no PNG encode on the hot path), bind the selected image to the names the
+CodeVision protocol expects before a cell runs, collect result images after it, cap printed
+output at the source and reset the namespace between episodes.
+
+This module must import nothing from ``langchain_codevision``: it runs in the kernel.
+"""
+
+from __future__ import annotations
+
+import ast
+import gc
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+IMAGE_MIME = "application/vnd.codevision.image+json"
+TRUNCATION_MARKER = "\n[... output truncated: more than {limit} characters ...]\n"
+
+
+class CappedStream:
+    """A proxy for ``sys.stdout``/``sys.stderr`` that drops text past a per-cell limit."""
+
+    def __init__(self, inner: Any, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+        self.written = 0
+        self.dropped = 0
+
+    def reset(self) -> None:
+        self.written = 0
+        self.dropped = 0
+
+    def write(self, text: str) -> int:
+        n = len(text)
+        room = self._limit - self.written
+        if room <= 0:
+            self.dropped += n
+            return n
+        if n > room:
+            self._inner.write(text[:room])
+            self._inner.write(TRUNCATION_MARKER.format(limit=self._limit))
+            self.written = self._limit
+            self.dropped += n - room
+            return n
+        self.written += n
+        return self._inner.write(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _BindTransformer(ast.NodeTransformer):
+    """Prepend ``__cv_runtime__.before_cell()`` to cells that asked for an image binding."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def visit_Module(self, node: ast.Module) -> ast.Module:
+        if self.runtime.pending_request() is None:
+            return node
+        call = ast.parse("__cv_runtime__.before_cell()").body[0]
+        position = 0
+        for position, stmt in enumerate(node.body):
+            is_doc = isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+            is_future = isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"
+            if not (is_future or (is_doc and position == 0)):
+                break
+        else:
+            position = len(node.body)
+        ast.copy_location(call, node.body[position] if position < len(node.body) else node)
+        ast.fix_missing_locations(call)
+        node.body.insert(position, call)
+        return node
+
+
+class Runtime:
+    """Kernel-side state: registered images, output caps, result collection."""
+
+    def __init__(self, shell: Any, transfer_dir: str, max_output_chars: int) -> None:
+        self.shell = shell
+        self.dir = Path(transfer_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.images: dict[str, Image.Image] = {}
+        self.counter = 0
+        self.streams = [
+            CappedStream(sys.stdout, max_output_chars),
+            CappedStream(sys.stderr, max_output_chars),
+        ]
+        sys.stdout, sys.stderr = self.streams
+        shell.events.register("pre_run_cell", self._on_pre_run_cell)
+        shell.ast_transformers.append(_BindTransformer(self))
+        formatters = shell.display_formatter.formatters
+        for mime in ("image/png", "image/jpeg"):
+            formatters[mime].for_type(Image.Image, lambda _img: None)
+        shell.display_formatter.mimebundle_formatter.for_type(Image.Image, self._image_bundle)
+        self.baseline: set[str] = set()
+
+    # -- namespace -------------------------------------------------------------------
+    def snapshot_baseline(self) -> None:
+        """Remember the names that survive :meth:`reset` (the preamble's)."""
+        self.baseline = set(self.shell.user_ns)
+
+    def reset(self) -> None:
+        """Forget user variables and images; keep the preamble's names."""
+        ns = self.shell.user_ns
+        for name in list(ns):
+            if name not in self.baseline:
+                del ns[name]
+        self.shell.displayhook.flush()
+        self.images.clear()
+        self.counter = 0
+        for entry in self.dir.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        gc.collect()
+
+    # -- images in -----------------------------------------------------------------------
+    def load(self, key: str, path: str) -> str:
+        """Register the image stored at ``path`` (``.npy``) under ``key``."""
+        array = np.load(path, allow_pickle=False)
+        self.images[str(key)] = Image.fromarray(array)
+        os.unlink(path)
+        image = self.images[str(key)]
+        return f"{image.mode} {image.size[0]}x{image.size[1]}"
+
+    def drop(self, key: str) -> None:
+        """Forget the image registered under ``key``."""
+        self.images.pop(str(key), None)
+
+    def get(self, key: Any) -> Image.Image:
+        """Return the registered image ``key`` with a clear error when it does not exist."""
+        try:
+            return self.images[str(key)]
+        except KeyError:
+            available = ", ".join(sorted(self.images, key=_index_order)) or "none"
+            raise IndexError(
+                f"image_index {key!r} does not exist; available image indices: {available}"
+            ) from None
+
+    # -- per-cell binding ----------------------------------------------------------------
+    def pending_request(self) -> dict[str, Any] | None:
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is None:
+            return None
+        try:
+            parent = kernel.get_parent("shell")
+        except TypeError:  # older ipykernel
+            parent = kernel.get_parent()
+        metadata = (parent or {}).get("metadata") or {}
+        request = metadata.get("codevision")
+        return request if isinstance(request, dict) and "bind" in request else None
+
+    def before_cell(self) -> None:
+        """Bind ``image``/``img``/``draw`` and clear result names for this cell."""
+        request = self.pending_request()
+        if request is None:
+            return
+        ns = self.shell.user_ns
+        for name in request.get("clear", ()):
+            ns[name] = None
+        key = request["bind"]
+        if key is None:
+            return
+        copy = self.get(key).copy()
+        ns["image"] = ns["img"] = copy
+        ns["draw"] = ImageDraw.Draw(copy)
+
+    def _on_pre_run_cell(self, *_args: Any) -> None:
+        for stream in self.streams:
+            stream.reset()
+
+    # -- images out ----------------------------------------------------------------------
+    def save(self, image: Image.Image) -> dict[str, Any]:
+        """Write ``image`` as raw ``.npy`` and describe it for the host."""
+        if image.mode in ("P", "PA"):
+            image = image.convert(
+                "RGBA" if "transparency" in image.info or image.mode == "PA" else "RGB"
+            )
+        elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+            image = image.convert("L" if image.mode == "1" else "RGB")
+        self.counter += 1
+        path = self.dir / f"out-{self.counter}.npy"
+        np.save(path, np.asarray(image), allow_pickle=False)
+        return {"path": str(path), "mode": image.mode, "size": list(image.size)}
+
+    def _image_bundle(self, image: Image.Image) -> dict[str, Any]:
+        info = self.save(image)
+        info["source"] = "display"
+        return {
+            IMAGE_MIME: info,
+            "text/plain": f"<image {info['mode']} {image.size[0]}x{image.size[1]}>",
+        }
+
+    def collect(self, names: list[str], first_only: bool, register_as: Any = None) -> str:
+        """Describe (and save) the images held by ``names`` after a cell; JSON for the host."""
+        ns = self.shell.user_ns
+        found: list[dict[str, Any]] = []
+        for name in names:
+            value = ns.get(name)
+            if value is None:
+                continue
+            entry: dict[str, Any] = {"name": name, "type": type(value).__name__}
+            image = _as_image(value, entry)
+            if image is not None:
+                if image.size[0] == 0 or image.size[1] == 0:
+                    entry["kind"] = "empty"
+                else:
+                    entry.update(self.save(image), kind="image")
+                    if register_as is not None:
+                        self.images[str(register_as)] = image
+                        register_as = None
+            found.append(entry)
+            if first_only and entry.get("kind") == "image":
+                break
+        return json.dumps(found)
+
+
+def _as_image(value: Any, entry: dict[str, Any]) -> Image.Image | None:
+    if isinstance(value, Image.Image):
+        entry["kind"] = "image"
+        return value
+    if isinstance(value, np.ndarray):
+        entry["kind"] = "ndarray"
+        entry["shape"] = list(value.shape)
+        entry["dtype"] = str(value.dtype)
+        if value.dtype == np.bool_:
+            value = value.astype(np.uint8) * 255
+        if value.dtype == np.uint8 and (
+            value.ndim == 2 or (value.ndim == 3 and value.shape[2] in (1, 3, 4))
+        ):
+            entry["converted_from"] = "ndarray"
+            return Image.fromarray(
+                value[..., 0] if value.ndim == 3 and value.shape[2] == 1 else value
+            )
+        return None
+    entry["kind"] = "other"
+    return None
+
+
+def _index_order(key: str) -> tuple[int, Any]:
+    return (0, int(key)) if key.lstrip("-").isdigit() else (1, key)
+
+
+def install(shell: Any, transfer_dir: str, max_output_chars: int) -> Runtime:
+    """Create the runtime and publish it as ``__cv_runtime__`` in the user namespace."""
+    runtime = Runtime(shell, transfer_dir, max_output_chars)
+    shell.user_ns["__cv_runtime__"] = runtime
+    return runtime

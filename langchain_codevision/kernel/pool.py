@@ -1,0 +1,289 @@
+r"""A pool of warm kernels, so an episode does not pay a kernel's cold start.
+
+Kernels are started in the background on the kernel I/O loop. :meth:`KernelPool.session`
+hands one out for an episode and takes it back afterwards: it is reset (``recycle="reset"``,
+the default: fast, keeps the process) or replaced by a fresh process
+(``recycle="replace"``: nothing at all survives between episodes). A kernel that died,
+was restarted, or failed to reset is discarded and replaced.
+
+Example:
+    >>> pool = KernelPool(size=2)
+    >>> with pool.session() as kernel:
+    ...     kernel.execute("print('warm')").stdout
+    'warm\\n'
+    >>> pool.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal
+
+from ._loop import get_loop, run_async, run_sync, submit
+from .session import KernelSession
+
+logger = logging.getLogger(__name__)
+_live_pools: weakref.WeakSet[KernelPool] = weakref.WeakSet()
+
+
+class KernelPool:
+    """Keeps ``size`` kernels warm and lends them out one episode at a time.
+
+    Args:
+        size: Warm kernels kept ready.
+        max_size: Most kernels alive at once (idle + lent); ``acquire`` waits beyond it.
+        recycle: ``"reset"`` (clear state, keep the process) or ``"replace"``.
+        prestart: Start the warm kernels immediately in the background.
+        **session_kwargs: Passed to every :class:`KernelSession` (limits, isolation, ...).
+    """
+
+    def __init__(
+        self,
+        size: int = 2,
+        *,
+        max_size: int | None = None,
+        recycle: Literal["reset", "replace"] = "reset",
+        prestart: bool = True,
+        **session_kwargs: Any,
+    ) -> None:
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        self.size = size
+        self.max_size = max(max_size or max(size, 1) * 4, size, 1)
+        if recycle not in ("reset", "replace"):
+            raise ValueError(f"recycle must be 'reset' or 'replace', got {recycle!r}")
+        self.recycle = recycle
+        self.session_kwargs = session_kwargs
+        self._idle: list[KernelSession] = []
+        self._lent: set[KernelSession] = set()
+        self._starting = 0
+        self._closed = False
+        self._cond: asyncio.Condition | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self.stats = {"started": 0, "reused": 0, "discarded": 0, "cold_acquires": 0}
+        _live_pools.add(self)
+        if prestart and size:
+            submit(self._fill())
+
+    # ------------------------------------------------------------------ public API
+    def acquire(self, timeout: float | None = None) -> KernelSession:
+        """Take a kernel out of the pool (starting one if none is warm)."""
+        return run_sync(self._acquire(timeout))
+
+    def release(self, session: KernelSession) -> None:
+        """Give a kernel back; it is recycled in the background."""
+        run_sync(self._release(session))
+
+    async def aacquire(self, timeout: float | None = None) -> KernelSession:
+        """Async :meth:`acquire`."""
+        return await run_async(self._acquire(timeout))
+
+    async def arelease(self, session: KernelSession) -> None:
+        """Async :meth:`release`."""
+        await run_async(self._release(session))
+
+    @contextlib.contextmanager
+    def session(self, timeout: float | None = None) -> Iterator[KernelSession]:
+        """Lend a kernel for a ``with`` block; it always comes back."""
+        kernel = self.acquire(timeout)
+        try:
+            yield kernel
+        finally:
+            self.release(kernel)
+
+    @contextlib.asynccontextmanager
+    async def asession(self, timeout: float | None = None) -> AsyncIterator[KernelSession]:
+        """Async :meth:`session` (also releases on cancellation)."""
+        kernel = await self.aacquire(timeout)
+        try:
+            yield kernel
+        finally:
+            await asyncio.shield(self.arelease(kernel))
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until ``size`` kernels are warm (useful before benchmarks)."""
+        run_sync(self._wait_ready(timeout))
+
+    def close(self) -> None:
+        """Stop every kernel, idle and lent (idempotent)."""
+        if self._closed:
+            return
+        run_sync(self._close())
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        if not self._closed:
+            await run_async(self._close())
+
+    @property
+    def idle_count(self) -> int:
+        """Warm kernels ready to lend."""
+        return len(self._idle)
+
+    @property
+    def lent_count(self) -> int:
+        """Kernels currently lent out."""
+        return len(self._lent)
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"KernelPool(size={self.size}, idle={len(self._idle)}, lent={len(self._lent)}, "
+            f"recycle={self.recycle!r})"
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _condition(self) -> asyncio.Condition:
+        if self._cond is None:
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    def _alive_total(self) -> int:
+        return len(self._idle) + len(self._lent) + self._starting
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fill(self) -> None:
+        while (
+            not self._closed
+            and len(self._idle) + self._starting < self.size
+            and self._alive_total() < self.max_size
+        ):
+            self._starting += 1
+            self._spawn(self._start_one())
+            await asyncio.sleep(0)
+
+    async def _start_one(self) -> None:
+        session = KernelSession(**self.session_kwargs)
+        try:
+            await session._start()
+        except Exception:
+            logger.exception("a pool kernel failed to start")
+            await session._close()
+            session._finalizer()
+            async with self._condition():
+                self._starting -= 1
+                self._condition().notify_all()
+            return
+        self.stats["started"] += 1
+        async with self._condition():
+            self._starting -= 1
+            if self._closed:
+                await _discard(session)
+            else:
+                self._idle.append(session)
+            self._condition().notify_all()
+
+    async def _acquire(self, timeout: float | None) -> KernelSession:
+        if self._closed:
+            raise RuntimeError("the kernel pool is closed")
+        cond = self._condition()
+        async with cond:
+            if not self._idle:
+                self.stats["cold_acquires"] += 1
+            deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+            while not self._idle:
+                if self._closed:
+                    raise RuntimeError("the kernel pool is closed")
+                if self._alive_total() < self.max_size and self._starting == 0:
+                    self._starting += 1
+                    self._spawn(self._start_one())
+                remaining = (
+                    None if deadline is None else deadline - asyncio.get_running_loop().time()
+                )
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError("no kernel became available in time")
+                wait = 1.0 if remaining is None else min(remaining, 1.0)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(cond.wait(), timeout=wait)
+            session = self._idle.pop()
+            self._lent.add(session)
+        self._spawn(self._fill())
+        return session
+
+    async def _release(self, session: KernelSession) -> None:
+        async with self._condition():
+            if session not in self._lent:
+                raise ValueError(f"{session!r} was not lent by this pool")
+            self._lent.discard(session)
+            self._starting += 1  # counts as "on its way back" until recycled
+        self._spawn(self._recycle(session))
+
+    async def _recycle(self, session: KernelSession) -> None:
+        keep = (
+            not self._closed
+            and self.recycle == "reset"
+            and not session.poisoned
+            and not session._closed
+            and session.restarts == 0
+        )
+        if keep:
+            try:
+                keep = await session._is_alive()
+                if keep:
+                    await session._reset()
+            except Exception:
+                keep = False
+        async with self._condition():
+            self._starting -= 1
+            kept = keep and not self._closed and len(self._idle) < self.size
+            if kept:
+                self._idle.append(session)
+                self.stats["reused"] += 1
+            self._condition().notify_all()
+        if kept:
+            return
+        self.stats["discarded"] += 1
+        await _discard(session)
+        self._spawn(self._fill())
+
+    async def _wait_ready(self, timeout: float) -> None:
+        cond = self._condition()
+        await self._fill()
+        async with cond:
+            await asyncio.wait_for(
+                cond.wait_for(lambda: len(self._idle) >= self.size or self._closed), timeout
+            )
+
+    async def _close(self) -> None:
+        self._closed = True
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        sessions = [*self._idle, *self._lent]
+        self._idle.clear()
+        self._lent.clear()
+        await asyncio.gather(*(_discard(s) for s in sessions), return_exceptions=True)
+        async with self._condition():
+            self._condition().notify_all()
+
+
+async def _discard(session: KernelSession) -> None:
+    with contextlib.suppress(Exception):
+        await session._close()
+    session._finalizer()
+
+
+@atexit.register
+def _close_pools_at_exit() -> None:
+    pools = list(_live_pools)
+    if not pools:
+        return
+    loop = get_loop()
+    for pool in pools:
+        if not pool._closed and loop.is_running():
+            with contextlib.suppress(Exception):
+                run_sync(pool._close(), timeout=10)

@@ -1,0 +1,698 @@
+"""A stateful, sandboxed Jupyter kernel for model-written image code.
+
+:class:`KernelSession` starts an ipykernel (through jupyter_client) in a private working
+directory, cut off from the network where the OS allows it, under resource limits and with
+a scrubbed environment. Each operation is written once as a coroutine running on a private
+I/O loop (see ``_loop.py``); the sync methods and the ``a``-prefixed async methods are thin
+facades over it.
+
+Example:
+    >>> from PIL import Image
+    >>> with KernelSession() as session:
+    ...     session.put_image(0, Image.new("RGB", (64, 32), "white"))
+    ...     out = session.execute("result = image.rotate(90, expand=True)",
+    ...                           image=0, collect=("result",))
+    ...     out.result_images[0].size
+    (32, 64)
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+import weakref
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from jupyter_client import AsyncKernelManager
+from jupyter_client.kernelspec import KernelSpec
+from PIL import Image
+
+from ._loop import run_async, run_sync
+from ._outputs import OutputCollector, load_npy, trim_traceback
+from .limits import KernelLimits
+from .result import ExecutionError, ExecutionResult, OutputImage
+from .sandbox import IsolationPolicy, launch_command, resolve_isolation, scrub_environment
+
+RUNTIME_PATH = Path(__file__).with_name("_runtime.py")
+_POLL_S = 0.1
+_ids = itertools.count(1)
+
+
+class KernelStartError(RuntimeError):
+    """The kernel process could not be started or did not become ready."""
+
+
+class _IsolatedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel command is our sandboxed launcher."""
+
+    def __init__(self, argv: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._kernel_spec = KernelSpec(
+            argv=argv, display_name="CodeVision (sandboxed Python)", language="python"
+        )
+
+    @property
+    def kernel_spec(self) -> KernelSpec | None:  # type: ignore[override]
+        return self._kernel_spec
+
+
+def _kill_process_group(pid: int | None) -> None:
+    """SIGKILL a kernel and everything it started (it leads its own session)."""
+    if not pid:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _finalize(state: dict[str, Any]) -> None:
+    """Last-resort cleanup at garbage collection or interpreter exit."""
+    _kill_process_group(state.get("pid"))
+    for key in ("root", "transfer"):
+        if state.get(key):
+            shutil.rmtree(state[key], ignore_errors=True)
+
+
+def _make_transfer_dir(root: Path) -> Path:
+    """A private folder for raw pixels: shared memory when the OS offers it, else ``root``."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        with contextlib.suppress(OSError):
+            return Path(tempfile.mkdtemp(prefix="codevision-px-", dir=shm))
+    path = root / "pixels"
+    path.mkdir()
+    return path
+
+
+def _to_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    if isinstance(image, np.ndarray):
+        return image
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL image or numpy array, got {type(image).__name__}")
+    if image.mode in ("P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV"):
+        image = image.convert("RGBA" if "A" in image.mode else "RGB")
+    return np.asarray(image)
+
+
+class KernelSession:
+    """One sandboxed, stateful Python kernel.
+
+    Args:
+        limits: Time, memory and output limits (defaults: :class:`KernelLimits`).
+        isolation: ``"strict"``, ``"auto"`` (default) or ``"off"``; see ``sandbox.py``.
+        env: Extra environment variables for the kernel (trusted, added after scrubbing).
+        workdir_root: Where the private temporary directory is created.
+        python: Interpreter for the kernel (default: this one).
+        preamble: Extra code run once after start and after each reset.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: KernelLimits | None = None,
+        isolation: IsolationPolicy | str = IsolationPolicy.AUTO,
+        env: dict[str, str] | None = None,
+        workdir_root: str | os.PathLike[str] | None = None,
+        python: str | None = None,
+        preamble: str = "",
+    ) -> None:
+        self.limits = limits or KernelLimits()
+        self.policy = IsolationPolicy(isolation)
+        self.isolation = "none"
+        self.extra_env = dict(env or {})
+        self.workdir_root = workdir_root
+        self.python = python
+        self.user_preamble = preamble
+        self.name = f"kernel-{next(_ids)}"
+        self.root: Path | None = None
+        self.workdir: Path | None = None
+        self.transfer_dir: Path | None = None
+        self._km: _IsolatedKernelManager | None = None
+        self._kc: Any = None
+        self._lock: asyncio.Lock | None = None
+        self._images: dict[str, Image.Image | np.ndarray] = {}
+        self._state: dict[str, Any] = {}
+        self._finalizer = weakref.finalize(self, _finalize, self._state)
+        self._closed = False
+        self.restarts = 0
+        self.executions = 0
+        self.poisoned = False
+
+    # ------------------------------------------------------------------ public sync API
+    def start(self) -> KernelSession:
+        """Start the kernel (idempotent); returns ``self``."""
+        run_sync(self._start())
+        return self
+
+    def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        image: int | str | None = None,
+        collect: Sequence[str] = (),
+        collect_first: bool = True,
+        register_as: int | str | None = None,
+    ) -> ExecutionResult:
+        """Run ``code`` in the kernel and return what it produced.
+
+        Args:
+            code: Python source.
+            timeout: Seconds before the execution is interrupted (default: limits.timeout).
+            image: Key of a registered image to bind as ``image``/``img`` (a copy) and
+                ``draw`` (an ``ImageDraw`` on that copy) before the code runs.
+            collect: Variable names whose images are returned (set to ``None`` before the
+                code runs when ``image`` is given, so stale values never leak through).
+            collect_first: Stop at the first name in ``collect`` that holds an image.
+            register_as: Register the first collected image under this key in the kernel.
+
+        Returns:
+            An :class:`ExecutionResult`; failures of the code, the time limit or the kernel
+            process are reported in it rather than raised.
+
+        Raises:
+            TypeError: ``code`` is not a string.
+        """
+        return run_sync(
+            self._execute(code, timeout, image, tuple(collect), collect_first, register_as)
+        )
+
+    def put_image(self, key: int | str, image: Image.Image | np.ndarray) -> None:
+        """Register an image in the kernel under ``key`` at full resolution."""
+        run_sync(self._put_image(key, image))
+
+    def drop_image(self, key: int | str) -> None:
+        """Forget a registered image."""
+        run_sync(self._drop_image(key))
+
+    def reset(self) -> None:
+        """Clear user variables and registered images; keep the kernel process."""
+        run_sync(self._reset())
+
+    def restart(self) -> None:
+        """Restart the kernel process (state is lost, registered images are restored)."""
+        run_sync(self._restart())
+
+    def close(self) -> None:
+        """Stop the kernel and remove its working directory (idempotent)."""
+        if self._closed:
+            return
+        try:
+            run_sync(self._close())
+        finally:
+            self._finalizer()
+
+    def is_alive(self) -> bool:
+        """Whether the kernel process is running."""
+        return run_sync(self._is_alive())
+
+    # ----------------------------------------------------------------- public async API
+    async def astart(self) -> KernelSession:
+        """Async :meth:`start`."""
+        await run_async(self._start())
+        return self
+
+    async def aexecute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        image: int | str | None = None,
+        collect: Sequence[str] = (),
+        collect_first: bool = True,
+        register_as: int | str | None = None,
+    ) -> ExecutionResult:
+        """Async :meth:`execute`."""
+        return await run_async(
+            self._execute(code, timeout, image, tuple(collect), collect_first, register_as)
+        )
+
+    async def aput_image(self, key: int | str, image: Image.Image | np.ndarray) -> None:
+        """Async :meth:`put_image`."""
+        await run_async(self._put_image(key, image))
+
+    async def adrop_image(self, key: int | str) -> None:
+        """Async :meth:`drop_image`."""
+        await run_async(self._drop_image(key))
+
+    async def areset(self) -> None:
+        """Async :meth:`reset`."""
+        await run_async(self._reset())
+
+    async def arestart(self) -> None:
+        """Async :meth:`restart`."""
+        await run_async(self._restart())
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        if self._closed:
+            return
+        try:
+            await run_async(self._close())
+        finally:
+            self._finalizer()
+
+    async def ais_alive(self) -> bool:
+        """Async :meth:`is_alive`."""
+        return await run_async(self._is_alive())
+
+    def __enter__(self) -> KernelSession:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> KernelSession:
+        return await self.astart()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def pid(self) -> int | None:
+        """The kernel's process id, while it runs."""
+        return self._state.get("pid")
+
+    @property
+    def started(self) -> bool:
+        """Whether the kernel has been started and not closed."""
+        return self._km is not None and not self._closed
+
+    def __repr__(self) -> str:
+        status = "closed" if self._closed else ("running" if self._km else "new")
+        return f"KernelSession({self.name}, {status}, isolation={self.isolation!r})"
+
+    # -------------------------------------------------------------------- internals
+    async def _start(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self.name} is closed")
+        if self._km is not None:
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._km is None:
+                await self._launch()
+
+    async def _launch(self) -> None:
+        self.isolation = resolve_isolation(self.policy)
+        root = Path(tempfile.mkdtemp(prefix="codevision-", dir=self.workdir_root))
+        self.root, self.workdir = root, root / "work"
+        self.workdir.mkdir()
+        (root / "conn").mkdir()
+        self._state["root"] = str(root)
+        self.transfer_dir = _make_transfer_dir(root)
+        self._state["transfer"] = str(self.transfer_dir)
+        km = _IsolatedKernelManager(
+            launch_command(self.isolation, self.python),
+            transport="ipc",
+            ip=str(root / "conn" / "ipc"),
+            connection_file=str(root / "conn" / "kernel.json"),
+        )
+        env = scrub_environment(workdir=self.workdir, extra=self.extra_env)
+        env["CODEVISION_KERNEL_CONFIG"] = json.dumps(
+            {
+                "rlimits": self.limits.rlimits(),
+                "parent_pid": os.getpid(),
+                "workdir": str(self.workdir),
+            }
+        )
+        try:
+            await km.start_kernel(env=env, cwd=str(self.workdir))
+            self._km = km
+            self._state["pid"] = km.provisioner.pid if km.provisioner else None
+            self._kc = km.client()
+            self._kc.start_channels()
+            await self._kc.wait_for_ready(timeout=self.limits.startup_timeout)
+            await self._run_preamble()
+        except Exception as exc:
+            await self._kill()
+            raise KernelStartError(f"kernel failed to start: {exc}") from exc
+
+    async def _run_preamble(self) -> None:
+        code = "\n".join(
+            [
+                "import importlib.util as _cv_util, sys as _cv_sys",
+                f"_cv_spec = _cv_util.spec_from_file_location('codevision_kernel_runtime', "
+                f"{str(RUNTIME_PATH)!r})",
+                "_cv_mod = _cv_util.module_from_spec(_cv_spec)",
+                "_cv_sys.modules[_cv_spec.name] = _cv_mod",
+                "_cv_spec.loader.exec_module(_cv_mod)",
+                f"_cv_mod.install(get_ipython(), {str(self.transfer_dir)!r}, "
+                f"{self.limits.max_output_chars})",
+                "del _cv_util, _cv_sys, _cv_spec, _cv_mod",
+                "import math",
+                "import numpy as np",
+                "import cv2",
+                "from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps",
+                self.user_preamble,
+                "__cv_runtime__.snapshot_baseline()",
+            ]
+        )
+        reply = await self._request(code, silent=True)
+        if reply.get("status") != "ok":
+            raise KernelStartError(
+                f"kernel preamble failed: {reply.get('ename')}: {reply.get('evalue')}"
+            )
+
+    async def _request(
+        self, code: str, *, silent: bool = False, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send a helper request and wait for its reply content (no output capture)."""
+        msg_id = self._kc.execute(code, silent=silent, store_history=False, allow_stdin=False)
+        deadline = time.monotonic() + (timeout or self.limits.startup_timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.name}: no reply to an internal request")
+            try:
+                msg = await self._kc.get_shell_msg(timeout=min(remaining, _POLL_S))
+            except Exception:  # queue.Empty
+                if not await self._is_alive():
+                    raise KernelStartError(f"{self.name}: the kernel process died") from None
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg["content"]
+
+    async def _ensure_alive(self, result: ExecutionResult) -> None:
+        await self._start()
+        if not await self._is_alive():
+            await self._restart()
+            result.restarted = True
+
+    async def _execute(
+        self,
+        code: Any,
+        timeout: float | None,
+        image: int | str | None,
+        collect: tuple[str, ...],
+        collect_first: bool,
+        register_as: int | str | None,
+    ) -> ExecutionResult:
+        if not isinstance(code, str):
+            raise TypeError(f"code must be a str, got {type(code).__name__}")
+        result = ExecutionResult(isolation=self.isolation)
+        if not code.strip():
+            result.error = ExecutionError("CodeRejected", "the code is empty")
+            return result
+        if len(code) > self.limits.max_code_chars:
+            result.error = ExecutionError(
+                "CodeRejected",
+                f"the code has {len(code)} characters; the limit is {self.limits.max_code_chars}",
+            )
+            return result
+        await self._start()
+        assert self._lock is not None
+        async with self._lock:
+            await self._ensure_alive(result)
+            result.isolation = self.isolation
+            self.executions += 1
+            return await self._run_cell(
+                code,
+                result,
+                timeout or self.limits.timeout,
+                image,
+                collect,
+                collect_first,
+                register_as,
+            )
+
+    async def _run_cell(
+        self,
+        code: str,
+        result: ExecutionResult,
+        timeout: float,
+        image: int | str | None,
+        collect: tuple[str, ...],
+        collect_first: bool,
+        register_as: int | str | None,
+    ) -> ExecutionResult:
+        metadata: dict[str, Any] = {}
+        if image is not None or collect:
+            metadata = {
+                "codevision": {
+                    "bind": None if image is None else str(image),
+                    "clear": list(collect) if image is not None else [],
+                }
+            }
+        expressions = {}
+        if collect:
+            key = None if register_as is None else str(register_as)
+            expressions["cv"] = (
+                f"__cv_runtime__.collect({list(collect)!r}, {collect_first!r}, {key!r})"
+            )
+        started = time.monotonic()
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": expressions,
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
+        msg = self._kc.session.msg("execute_request", content, metadata=metadata)
+        self._kc.shell_channel.send(msg)
+        msg_id = msg["header"]["msg_id"]
+        collector = OutputCollector(result, self.limits)
+        deadline = started + timeout
+        reply: dict[str, Any] | None = None
+        try:
+            reply = await self._await_reply(msg_id, collector, deadline)
+            if reply is None:  # timed out
+                reply = await self._handle_timeout(msg_id, collector, timeout)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self._km.interrupt_kernel()
+            raise
+        except _KernelDied as died:
+            await self._recover_from_death(result, died.detail)
+        result.duration_s = time.monotonic() - started
+        if reply is not None:
+            self._apply_reply(reply, result, register_as)
+        collector.finish()
+        return result
+
+    async def _await_reply(
+        self, msg_id: str, collector: OutputCollector, deadline: float
+    ) -> dict[str, Any] | None:
+        """Drain iopub until the cell is idle, then take its shell reply; None on timeout."""
+        idle = False
+        while not idle:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                msg = await self._kc.get_iopub_msg(timeout=min(remaining, _POLL_S))
+            except Exception:  # queue.Empty
+                if not await self._is_alive():
+                    raise _KernelDied(self._exit_detail()) from None
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status":
+                idle = msg["content"]["execution_state"] == "idle"
+            else:
+                collector.add(msg)
+        while True:
+            remaining = max(deadline - time.monotonic(), 1.0)
+            try:
+                msg = await self._kc.get_shell_msg(timeout=min(remaining, 5.0))
+            except Exception:
+                if not await self._is_alive():
+                    raise _KernelDied(self._exit_detail()) from None
+                if time.monotonic() > deadline:
+                    return None
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg["content"]
+
+    async def _handle_timeout(
+        self, msg_id: str, collector: OutputCollector, timeout: float
+    ) -> dict[str, Any] | None:
+        result = collector.result
+        result.timed_out = True
+        await self._km.interrupt_kernel()
+        try:
+            reply = await self._await_reply(
+                msg_id, collector, time.monotonic() + self.limits.interrupt_grace
+            )
+        except _KernelDied:
+            reply = None
+        if reply is not None:
+            trace = collector.error_traceback
+            result.error = ExecutionError(
+                "Timeout",
+                f"execution exceeded the {timeout:g} s time limit and was interrupted "
+                "(variables are kept)",
+                trace,
+            )
+            return None
+        await self._restart()
+        result.restarted = True
+        result.error = ExecutionError(
+            "Timeout",
+            f"execution exceeded the {timeout:g} s time limit and did not stop when "
+            "interrupted; the kernel was restarted and its variables are lost "
+            "(registered images are restored)",
+        )
+        return None
+
+    async def _recover_from_death(self, result: ExecutionResult, detail: str) -> None:
+        result.error = ExecutionError(
+            "KernelDied",
+            f"the kernel process exited while running the code ({detail}); it was "
+            "restarted and its variables are lost (registered images are restored)",
+        )
+        await self._restart()
+        result.restarted = True
+
+    def _apply_reply(
+        self, reply: dict[str, Any], result: ExecutionResult, register_as: int | str | None
+    ) -> None:
+        result.execution_count = reply.get("execution_count")
+        status = reply.get("status")
+        if status == "error" and result.error is None:
+            result.error = ExecutionError(
+                reply.get("ename", "Error"),
+                reply.get("evalue", ""),
+                trim_traceback(reply.get("traceback", [])),
+            )
+        elif status == "aborted" and result.error is None:
+            result.error = ExecutionError("Aborted", "the kernel aborted the request")
+        expression = (reply.get("user_expressions") or {}).get("cv")
+        if not expression:
+            return
+        if expression.get("status") != "ok":
+            result.error = ExecutionError(
+                "ResultError",
+                f"could not collect result images: {expression.get('ename')}: "
+                f"{expression.get('evalue')}",
+            )
+            return
+        found = json.loads(ast.literal_eval(expression["data"]["text/plain"]))
+        images = []
+        for entry in found:
+            path = entry.pop("path", None)
+            if path:
+                image = load_npy(path)
+                images.append(
+                    OutputImage.from_pil(
+                        image,
+                        "result",
+                        name=entry["name"],
+                        converted_from=entry.get("converted_from"),
+                    )
+                )
+                if register_as is not None:
+                    self._images[str(register_as)] = image
+                    register_as = None
+            result.variables.append(entry)
+        result.images[:0] = images
+
+    async def _put_image(self, key: int | str, image: Image.Image | np.ndarray) -> None:
+        array = _to_array(image)
+        await self._start()
+        assert self._lock is not None
+        async with self._lock:
+            if not await self._is_alive():
+                await self._restart()
+            await self._send_image(str(key), array)
+            self._images[str(key)] = image
+
+    async def _send_image(self, key: str, array: np.ndarray) -> None:
+        assert self.transfer_dir is not None
+        path = self.transfer_dir / f"in-{key}-{time.monotonic_ns()}.npy"
+        await asyncio.to_thread(np.save, path, array, allow_pickle=False)
+        reply = await self._request(f"__cv_runtime__.load({key!r}, {str(path)!r})", silent=True)
+        if reply.get("status") != "ok":
+            raise ValueError(
+                f"could not register image {key!r}: {reply.get('ename')}: {reply.get('evalue')}"
+            )
+
+    async def _drop_image(self, key: int | str) -> None:
+        self._images.pop(str(key), None)
+        if self._km is not None:
+            assert self._lock is not None
+            async with self._lock:
+                await self._request(f"__cv_runtime__.drop({str(key)!r})", silent=True)
+
+    async def _reset(self) -> None:
+        await self._start()
+        assert self._lock is not None
+        async with self._lock:
+            self._images.clear()
+            if not await self._is_alive():
+                await self._restart()
+                return
+            reply = await self._request("__cv_runtime__.reset()", silent=True, timeout=10)
+            if reply.get("status") != "ok":
+                self.poisoned = True
+                raise RuntimeError(f"{self.name}: reset failed: {reply.get('evalue')}")
+
+    async def _restart(self) -> None:
+        assert self._km is not None
+        self.restarts += 1
+        await self._km.restart_kernel(now=True)
+        self._state["pid"] = self._km.provisioner.pid if self._km.provisioner else None
+        await self._kc.wait_for_ready(timeout=self.limits.startup_timeout)
+        await self._run_preamble()
+        for key, image in list(self._images.items()):
+            await self._send_image(key, _to_array(image))
+
+    async def _is_alive(self) -> bool:
+        return self._km is not None and bool(await self._km.is_alive())
+
+    def _exit_detail(self) -> str:
+        provisioner = self._km.provisioner if self._km else None
+        process = getattr(provisioner, "process", None)
+        code = process.poll() if process is not None else None
+        if code is None:
+            return "exit status unknown"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"killed by signal {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+    async def _kill(self) -> None:
+        if self._kc is not None:
+            with contextlib.suppress(Exception):
+                self._kc.stop_channels()
+        if self._km is not None:
+            with contextlib.suppress(Exception):
+                await self._km.shutdown_kernel(now=True)
+        _kill_process_group(self._state.get("pid"))
+        self._state["pid"] = None
+
+    async def _close(self) -> None:
+        self._closed = True
+        await self._kill()
+        self._km = None
+        self._kc = None
+        self._images.clear()
+
+
+class _KernelDied(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def close_all(sessions: Iterable[KernelSession]) -> None:
+    """Close several sessions, ignoring errors of the individual closes."""
+    for session in sessions:
+        with contextlib.suppress(Exception):
+            session.close()

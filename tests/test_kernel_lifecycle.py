@@ -1,0 +1,81 @@
+"""Kernel processes never outlive their owner: close, GC, interpreter exit, host crash."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from langchain_codevision.kernel import KernelSession
+
+
+def _wait_gone(pid: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _host(script: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_garbage_collection_kills_the_kernel() -> None:
+    session = KernelSession().start()
+    pid = session.pid
+    root = session.root
+    del session
+    gc.collect()
+    assert pid is not None and _wait_gone(pid)
+    assert root is not None and not root.exists()
+
+
+@pytest.mark.parametrize("ending", ["normal-exit", "sigkill"])
+def test_host_exit_or_crash_leaves_no_kernel(ending: str) -> None:
+    host = _host(
+        """
+        import os, sys, time
+        from langchain_codevision.kernel import KernelSession, KernelPool
+        session = KernelSession().start()
+        pool = KernelPool(size=1)
+        pool.wait_ready()
+        lent = pool.acquire()
+        print(session.pid, lent.pid, flush=True)
+        if sys.argv[-1] == "sleep":
+            time.sleep(60)
+        """
+        + ("\n" if ending == "normal-exit" else "time.sleep(60)\n")
+    )
+    line = host.stdout.readline().split()
+    assert len(line) == 2, host.stderr.read()
+    pids = [int(p) for p in line]
+    assert all(psutil.pid_exists(pid) for pid in pids)
+    if ending == "sigkill":
+        os.kill(host.pid, signal.SIGKILL)
+    host.wait(timeout=60)
+    assert all(_wait_gone(pid) for pid in pids), [psutil.Process(p).cmdline() for p in pids]
+
+
+def test_kernel_spawned_children_die_with_the_session() -> None:
+    session = KernelSession().start()
+    out = session.execute(
+        "import subprocess\nchild = subprocess.Popen(['sleep', '300'])\nprint(child.pid)"
+    )
+    child_pid = int(out.stdout)
+    assert psutil.pid_exists(child_pid)
+    session.close()
+    assert _wait_gone(child_pid)

@@ -1,0 +1,191 @@
+"""KernelSession against a real sandboxed ipykernel."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from langchain_codevision.kernel import KernelLimits, KernelSession
+
+
+def test_state_persists_and_outputs_are_structured(kernel: KernelSession) -> None:
+    first = kernel.execute("counter = 41\nprint('hello')")
+    second = kernel.execute("import sys\ncounter += 1\nprint('oops', file=sys.stderr)\ncounter")
+    assert first.ok and first.stdout == "hello\n"
+    assert second.stderr == "oops\n"
+    assert second.text == "42"
+    assert second.duration_s > 0
+    assert second.execution_count == first.execution_count + 1
+
+
+def test_preamble_names_match_the_reference_protocol(kernel: KernelSession) -> None:
+    names = "Image, ImageEnhance, ImageFilter, ImageOps, ImageDraw, ImageFont, np, cv2, math"
+    out = kernel.execute(f"print([type(x).__name__ for x in ({names})])")
+    assert out.ok, out.error
+    assert out.stdout.count("module") == 9
+
+
+def test_image_round_trip_keeps_full_resolution(kernel: KernelSession, document_image) -> None:
+    kernel.put_image(0, document_image)
+    out = kernel.execute(
+        "result = image.rotate(90, expand=True)", image=0, collect=("result", "output", "image")
+    )
+    assert out.ok, out.error
+    [produced] = out.result_images
+    assert produced.name == "result"
+    expected = document_image.rotate(90, expand=True)
+    assert produced.size == expected.size
+    assert np.array_equal(np.asarray(produced.image), np.asarray(expected))
+
+
+def test_binding_gives_a_fresh_copy_and_a_draw_handle(kernel: KernelSession) -> None:
+    kernel.put_image("page", Image.new("RGB", (20, 10), "white"))
+    out = kernel.execute(
+        "draw.rectangle((0, 0, 4, 4), fill='red')", image="page", collect=("result", "image")
+    )
+    assert out.ok, out.error
+    [drawn] = out.result_images
+    assert drawn.name == "image" and drawn.image.getpixel((1, 1)) == (255, 0, 0)
+    again = kernel.execute("print(image.getpixel((1, 1)))", image="page")
+    assert again.stdout.strip() == "(255, 255, 255)"
+
+
+def test_stale_results_never_leak_into_the_next_call(kernel: KernelSession) -> None:
+    kernel.put_image(0, Image.new("L", (8, 8), 7))
+    kernel.execute("result = image.point(lambda v: 200)", image=0, collect=("result",))
+    out = kernel.execute("x = 1", image=0, collect=("result", "output"))
+    assert out.result_images == []
+
+
+def test_display_and_figures_come_back_as_images(kernel: KernelSession) -> None:
+    kernel.put_image(0, Image.new("RGB", (30, 20), "blue"))
+    out = kernel.execute(
+        "display(img.resize((15, 10)))\n"
+        "import matplotlib.pyplot as plt\n"
+        "plt.figure(figsize=(2, 1)); plt.plot([0, 1], [1, 0]); plt.show()",
+        image=0,
+    )
+    assert out.ok, out.error
+    sources = [image.source for image in out.images]
+    assert sources == ["display", "figure"]
+    assert out.images[0].size == (15, 10)
+    assert out.images[1].png.startswith(b"\x89PNG")
+
+
+def test_last_expression_image_is_returned(kernel: KernelSession) -> None:
+    kernel.put_image(0, Image.new("RGB", (30, 20), "blue"))
+    out = kernel.execute("img.crop((0, 0, 10, 10))", image=0)
+    assert [i.size for i in out.images] == [(10, 10)]
+
+
+def test_ndarray_results_are_converted_and_reported(kernel: KernelSession) -> None:
+    kernel.put_image(0, Image.new("RGB", (16, 12), "white"))
+    out = kernel.execute("result = np.asarray(image)[:, :, 0]", image=0, collect=("result",))
+    [produced] = out.result_images
+    assert produced.converted_from == "ndarray" and produced.image.mode == "L"
+    floats = kernel.execute("result = np.zeros((4, 4), float)", image=0, collect=("result",))
+    assert floats.result_images == []
+    assert floats.variables == [
+        {
+            "name": "result",
+            "type": "ndarray",
+            "kind": "ndarray",
+            "shape": [4, 4],
+            "dtype": "float64",
+        }
+    ]
+
+
+def test_register_as_makes_an_output_addressable(kernel: KernelSession) -> None:
+    kernel.put_image(0, Image.new("RGB", (40, 20), "white"))
+    kernel.execute(
+        "result = image.rotate(90, expand=True)", image=0, collect=("result",), register_as=1
+    )
+    out = kernel.execute("print(image.size)", image=1)
+    assert out.stdout.strip() == "(20, 40)"
+
+
+def test_missing_image_index_is_a_clear_error(kernel: KernelSession) -> None:
+    kernel.reset()
+    kernel.put_image(0, Image.new("RGB", (4, 4)))
+    out = kernel.execute("result = image", image=7, collect=("result",))
+    assert out.error is not None and out.error.name == "IndexError"
+    assert "image_index '7' does not exist; available image indices: 0" in out.error.value
+
+
+def test_user_line_numbers_are_not_shifted(kernel: KernelSession) -> None:
+    kernel.put_image(0, Image.new("RGB", (4, 4)))
+    out = kernel.execute("a = 1\nb = 2\nraise ValueError('boom')", image=0)
+    assert out.error.name == "ValueError"
+    assert "line 3" in out.error.traceback
+    assert "\x1b[" not in out.error.traceback
+
+
+def test_future_import_still_works_with_binding(kernel: KernelSession) -> None:
+    kernel.put_image(0, Image.new("RGB", (4, 4)))
+    out = kernel.execute(
+        '"""doc"""\nfrom __future__ import annotations\nprint(image.size)', image=0
+    )
+    assert out.ok, out.error
+    assert out.stdout.strip() == "(4, 4)"
+
+
+def test_reset_clears_variables_and_images(kernel: KernelSession) -> None:
+    kernel.put_image(0, Image.new("RGB", (4, 4)))
+    kernel.execute("secret_value = 123")
+    kernel.reset()
+    out = kernel.execute("print('secret_value' in globals(), 'np' in globals())")
+    assert out.stdout.strip() == "False True"
+    missing = kernel.execute("x = 1", image=0)
+    assert missing.error is not None and missing.error.name == "IndexError"
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("", "the code is empty"), ("   \n ", "the code is empty"), ("x" * 101, "101 characters")],
+)
+def test_code_is_validated(code: str, message: str) -> None:
+    session = KernelSession(limits=KernelLimits(max_code_chars=100))
+    out = session.execute(code)  # rejected before a kernel is even started
+    assert out.error.name == "CodeRejected" and message in out.error.value
+    assert not session.started
+    with pytest.raises(TypeError, match="code must be a str"):
+        session.execute(b"print(1)")  # type: ignore[arg-type]
+    session.close()
+
+
+def test_put_image_rejects_non_images(kernel: KernelSession) -> None:
+    with pytest.raises(TypeError, match="PIL image or numpy array"):
+        kernel.put_image(0, "not an image")  # type: ignore[arg-type]
+
+
+async def test_async_api_shares_the_same_kernel(kernel: KernelSession) -> None:
+    await kernel.aexecute("shared = 'async'")
+    out = await kernel.aexecute("shared")
+    assert out.text == "'async'"
+    results = await asyncio.gather(*(kernel.aexecute(f"print({i})") for i in range(5)))
+    assert sorted(r.stdout.strip() for r in results) == [str(i) for i in range(5)]
+
+
+async def test_cancelling_an_execution_interrupts_the_kernel(kernel: KernelSession) -> None:
+    task = asyncio.ensure_future(kernel.aexecute("import time\ntime.sleep(30)"))
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    out = await kernel.aexecute("print('still here')", timeout=10)
+    assert out.stdout == "still here\n"
+
+
+def test_close_is_idempotent_and_removes_the_workdir() -> None:
+    session = KernelSession().start()
+    root, pid = session.root, session.pid
+    assert root is not None and root.exists() and pid
+    session.close()
+    session.close()
+    assert not root.exists()
+    with pytest.raises(RuntimeError, match="closed"):
+        session.execute("1")
