@@ -180,6 +180,20 @@ class Runtime:
         ns["image"] = ns["img"] = copy
         ns["draw"] = ImageDraw.Draw(copy)
 
+    def clamp_box(self, image: Any, box: Any) -> tuple[int, int, int, int]:
+        """Clamp a crop box to ``image`` (used by the graph's opt-in code repair)."""
+        width, height = image.size
+        left, upper, right, lower = (round(float(v)) for v in box)
+        left, right = sorted((min(max(left, 0), width), min(max(right, 0), width)))
+        upper, lower = sorted((min(max(upper, 0), height), min(max(lower, 0), height)))
+        if right == left:
+            right = min(left + 1, width) if left < width else left
+            left = right - 1
+        if lower == upper:
+            lower = min(upper + 1, height) if upper < height else upper
+            upper = lower - 1
+        return left, upper, right, lower
+
     def _on_pre_run_cell(self, *_args: Any) -> None:
         for stream in self.streams:
             stream.reset()

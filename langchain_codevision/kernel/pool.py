@@ -170,8 +170,9 @@ class KernelPool:
         session = KernelSession(**self.session_kwargs)
         try:
             await session._start()
-        except Exception:
-            logger.exception("a pool kernel failed to start")
+        except Exception as exc:
+            if not self._closed:
+                logger.warning("a pool kernel failed to start: %s", exc)
             await session._close()
             session._finalizer()
             async with self._condition():

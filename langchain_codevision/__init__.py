@@ -1,0 +1,44 @@
+"""langchain-codevision: let vision-language models think with code.
+
+The public API, imported lazily so that ``import langchain_codevision`` stays cheap:
+
+* :func:`create_codevision_graph`: the LangGraph loop (model -> execute -> reflect -> model).
+* :class:`CodeVisionTool`, :class:`ImageCodeTool`: LangChain tools for agents.
+* :class:`KernelSession`, :class:`KernelPool`, :class:`KernelLimits`: the sandboxed kernels.
+* :class:`ChatLocalVLM`: a local transformers vision-language chat model (``[local]`` extra).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ChatLocalVLM": "langchain_codevision.models",
+    "CodeVisionTool": "langchain_codevision.tool",
+    "ImageCodeTool": "langchain_codevision.tool",
+    "ImageInputError": "langchain_codevision.images",
+    "KernelLimits": "langchain_codevision.kernel",
+    "KernelPool": "langchain_codevision.kernel",
+    "KernelSession": "langchain_codevision.kernel",
+    "create_codevision_graph": "langchain_codevision.graph",
+    "load_image": "langchain_codevision.images",
+    "load_system_prompt": "langchain_codevision.protocol",
+    "parse_model_output": "langchain_codevision.parsing",
+}
+
+__all__ = sorted(_EXPORTS)
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langchain_codevision' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
