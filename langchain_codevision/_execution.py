@@ -12,9 +12,9 @@ from typing import Any
 
 from PIL import Image
 
-from .images import ImageFormat, PixelBudget, check_output_image, trajectory_image
+from .images import ImageFormat, PixelBudget, check_output_image
 from .kernel import ExecutionResult
-from .messages import image_block
+from .messages import encode_step_image
 from .protocol import RESULT_NAMES, TOOL_NAME, success_text
 from .reflect import trim_for_model
 from .repair import repair_code
@@ -136,9 +136,19 @@ class ExecutionWork:
         ordered = [main, *[img for img in produced if img is not main]]
         extra: list[tuple[int, Image.Image]] = []
         indices = []
+        blocks = []
         for position, output in enumerate(ordered):
             index = len(self.images)
-            self.images.append(trajectory_image(output.image, index, "tool", len(self.steps) + 1))
+            block, stored = encode_step_image(
+                output.image,
+                index,
+                self.executor.budget,
+                self.executor.image_format,
+                "tool",
+                len(self.steps) + 1,
+            )
+            self.images.append(stored)
+            blocks.append(block)
             indices.append(index)
             if position:
                 extra.append((index, output.image))
@@ -150,10 +160,6 @@ class ExecutionWork:
         if result.truncated:
             notes.append("(Some output was cut at the output limit.)")
         self._step(call, ok=True, output_indices=indices, **base)
-        blocks = [
-            image_block(out.image, index, self.executor.budget, self.executor.image_format)
-            for index, out in zip(indices, ordered, strict=True)
-        ]
         sizes = [out.size for out in ordered]
         blocks.append(
             {"type": "text", "text": success_text(indices, sizes, stdout, [*call.notes, *notes])}

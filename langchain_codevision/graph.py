@@ -30,7 +30,13 @@ from .checkpointing import image_aware
 from .episodes import EpisodeKernels
 from .images import ImageFormat, ImageInputError, PixelBudget, load_image, trajectory_image
 from .kernel import KernelPool
-from .messages import image_block, images_in_messages, model_view, opening_messages, tool_reply
+from .messages import (
+    encode_step_image,
+    images_in_messages,
+    model_view,
+    opening_messages,
+    tool_reply,
+)
 from .parsing import parse_model_output
 from .protocol import (
     FINAL_ANSWER_REQUEST,
@@ -122,9 +128,12 @@ class CodeVisionNodes:
             if not sources:
                 raise ImageInputError("'image' is an empty list")
             pil = [load_image(src) for src in sources]
-            blocks = [
-                image_block(img, i, self.budget, self.image_format) for i, img in enumerate(pil)
+            encoded = [
+                encode_step_image(img, i, self.budget, self.image_format)
+                for i, img in enumerate(pil)
             ]
+            blocks = [block for block, _ in encoded]
+            images = [stored for _, stored in encoded]
             messages = opening_messages(self.system_prompt, blocks, question)
         else:
             pil = images_in_messages(given)
@@ -134,7 +143,7 @@ class CodeVisionNodes:
 
                 messages.append(SystemMessage(self.system_prompt))
             messages.extend(given)
-        images = [trajectory_image(img, i) for i, img in enumerate(pil)]
+            images = [trajectory_image(img, i) for i, img in enumerate(pil)]
         update: dict[str, Any] = {
             "images": images,
             "steps": [],

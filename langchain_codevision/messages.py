@@ -7,6 +7,7 @@ per-turn image cap is reached, while the trajectory keeps them all.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,15 @@ from langchain_core.messages import (
 )
 from PIL import Image
 
-from .images import ImageFormat, PixelBudget, image_from_block, to_image_block
+from .images import (
+    ImageFormat,
+    PixelBudget,
+    TrajectoryImage,
+    fit_pixel_budget,
+    image_from_block,
+    to_image_block,
+    trajectory_image,
+)
 from .protocol import TOOL_NAME, Dialect, wrap_tool_response
 
 IMAGE_ID_PREFIX = "cv-image-"
@@ -35,6 +44,30 @@ def image_block(
     block = to_image_block(image, budget=budget, fmt=fmt)
     block["id"] = f"{IMAGE_ID_PREFIX}{index}"
     return block
+
+
+def encode_step_image(
+    image: Image.Image,
+    index: int,
+    budget: PixelBudget | None,
+    fmt: ImageFormat,
+    origin: str = "input",
+    step: int | None = None,
+) -> tuple[dict[str, Any], TrajectoryImage]:
+    """The model's image block and the trajectory's lossless copy of one image.
+
+    When the image already fits the budget and the model gets PNG, one encode serves both.
+    """
+    if fmt == "png" and fit_pixel_budget(image, budget) is image:
+        stored = trajectory_image(image, index, origin, step)
+        block = {
+            "type": "image",
+            "base64": base64.b64encode(stored["png"]).decode("ascii"),
+            "mime_type": "image/png",
+            "id": f"{IMAGE_ID_PREFIX}{index}",
+        }
+        return block, stored
+    return image_block(image, index, budget, fmt), trajectory_image(image, index, origin, step)
 
 
 def opening_messages(

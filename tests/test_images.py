@@ -153,3 +153,14 @@ def test_trajectory_images_are_lossless(sample) -> None:
         30,
     )
     assert np.array_equal(np.asarray(decode_trajectory_image(item)), np.asarray(sample))
+
+
+def test_one_encode_serves_model_and_trajectory_when_the_image_fits() -> None:
+    from langchain_codevision.messages import encode_step_image
+
+    budget = PixelBudget(min_pixels=28 * 28, max_pixels=100 * 28 * 28)
+    block, stored = encode_step_image(Image.new("RGB", (56, 84), "red"), 4, budget, "png")
+    assert base64.b64decode(block["base64"]) == stored["png"] and block["id"] == "cv-image-4"
+    resized, full = encode_step_image(Image.new("RGB", (50, 84), "red"), 5, budget, "png")
+    assert Image.open(io.BytesIO(base64.b64decode(resized["base64"]))).size == (56, 84)
+    assert (full["width"], full["height"]) == (50, 84)
