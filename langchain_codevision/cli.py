@@ -44,6 +44,46 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if state["answer"] is not None else 1
 
 
+def _synth(args: argparse.Namespace) -> int:
+    from .data.synth import default_sample_for, records_for, synthesize
+
+    mix = json.loads(args.mix) if args.mix else None
+    sample_for = default_sample_for(args.seed)
+    report = synthesize(
+        sample_for, args.out, args.count, seed=args.seed, mix=mix, workers=args.workers
+    )
+    print(
+        f"kept {report.kept}, rejected {report.rejected}, skipped (already done) "
+        f"{report.skipped} in {report.seconds:.1f} s ({report.per_second:.2f} trajectories/s)"
+    )
+    print("by task type:", json.dumps(report.by_type, sort_keys=True))
+    if args.records:
+        from .data.records import write_parquet
+
+        path = write_parquet(
+            records_for(args.out, sample_for, seed=args.seed, mix=mix), args.records
+        )
+        print(f"RL records: {path}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .data.export import export_openai, export_sharegpt, export_trl
+    from .data.trajectory import load_trajectories
+
+    trajectories = load_trajectories(args.source)
+    if args.format == "sharegpt":
+        report = export_sharegpt(trajectories, args.out, dataset_name=args.name, on_error="skip")
+    elif args.format == "trl":
+        report = export_trl(trajectories, args.out, dataset_name=args.name, on_error="skip")
+    else:
+        report = export_openai(trajectories, f"{args.out}/{args.name}.jsonl", on_error="skip")
+    print(f"wrote {report.written} rows to {report.path}")
+    for name, reason in report.skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    return 0 if report.written else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``codevision`` command."""
     parser = argparse.ArgumentParser(prog="codevision", description=__doc__)
@@ -61,6 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-turns", type=int, default=12)
     run.add_argument("--json", action="store_true", help="print the trajectory as JSON")
     run.set_defaults(func=_run)
+    synth = sub.add_parser("synth", help="synthesise training trajectories (offline)")
+    synth.add_argument("--out", required=True, help="output folder (resumable)")
+    synth.add_argument("--count", type=int, default=100)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--workers", type=int, default=2)
+    synth.add_argument("--mix", help='task-type ratios as JSON, e.g. {"single_tool": 1}')
+    synth.add_argument("--records", help="also write the tasks as a verl RL parquet here")
+    synth.set_defaults(func=_synth)
+    export = sub.add_parser("export", help="export synthesised trajectories for training")
+    export.add_argument("source", help="a folder written by 'codevision synth'")
+    export.add_argument("--format", choices=("sharegpt", "trl", "openai"), default="sharegpt")
+    export.add_argument("--out", required=True)
+    export.add_argument("--name", default="codevision")
+    export.set_defaults(func=_export)
     return parser
 
 

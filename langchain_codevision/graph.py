@@ -21,9 +21,16 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from ._execution import ToolExecutor
 from .checkpointing import image_aware
@@ -139,8 +146,6 @@ class CodeVisionNodes:
             pil = images_in_messages(given)
             messages = []
             if self.system_prompt and not any(m.type == "system" for m in given):
-                from langchain_core.messages import SystemMessage
-
                 messages.append(SystemMessage(self.system_prompt))
             messages.extend(given)
             images = [trajectory_image(img, i) for i, img in enumerate(pil)]
@@ -155,9 +160,6 @@ class CodeVisionNodes:
             "image": None,
         }
         if raw is not None or messages != given:
-            from langchain_core.messages import RemoveMessage
-            from langgraph.graph.message import REMOVE_ALL_MESSAGES
-
             update["messages"] = [RemoveMessage(id=REMOVE_ALL_MESSAGES), *messages]
         return update
 

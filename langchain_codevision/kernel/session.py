@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import itertools
@@ -38,14 +37,13 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec
 from PIL import Image
 
+from ._cell import POLL_S, run_cell
 from ._loop import run_async, run_sync
-from ._outputs import OutputCollector, load_npy, trim_traceback
 from .limits import KernelLimits
-from .result import ExecutionError, ExecutionResult, OutputImage
+from .result import ExecutionError, ExecutionResult
 from .sandbox import IsolationPolicy, launch_command, resolve_isolation, scrub_environment
 
 RUNTIME_PATH = Path(__file__).with_name("_runtime.py")
-_POLL_S = 0.1
 _ids = itertools.count(1)
 
 
@@ -380,7 +378,7 @@ class KernelSession:
             if remaining <= 0:
                 raise TimeoutError(f"{self.name}: no reply to an internal request")
             try:
-                msg = await self._kc.get_shell_msg(timeout=min(remaining, _POLL_S))
+                msg = await self._kc.get_shell_msg(timeout=min(remaining, POLL_S))
             except Exception:  # queue.Empty
                 if not await self._is_alive():
                     raise KernelStartError(f"{self.name}: the kernel process died") from None
@@ -421,7 +419,8 @@ class KernelSession:
             await self._ensure_alive(result)
             result.isolation = self.isolation
             self.executions += 1
-            return await self._run_cell(
+            return await run_cell(
+                self,
                 code,
                 result,
                 timeout or self.limits.timeout,
@@ -430,178 +429,6 @@ class KernelSession:
                 collect_first,
                 register_as,
             )
-
-    async def _run_cell(
-        self,
-        code: str,
-        result: ExecutionResult,
-        timeout: float,
-        image: int | str | None,
-        collect: tuple[str, ...],
-        collect_first: bool,
-        register_as: int | str | None,
-    ) -> ExecutionResult:
-        metadata: dict[str, Any] = {}
-        if image is not None or collect:
-            metadata = {
-                "codevision": {
-                    "bind": None if image is None else str(image),
-                    "clear": list(collect) if image is not None else [],
-                }
-            }
-        expressions = {}
-        if collect:
-            key = None if register_as is None else str(register_as)
-            expressions["cv"] = (
-                f"__cv_runtime__.collect({list(collect)!r}, {collect_first!r}, {key!r})"
-            )
-        started = time.monotonic()
-        content = {
-            "code": code,
-            "silent": False,
-            "store_history": True,
-            "user_expressions": expressions,
-            "allow_stdin": False,
-            "stop_on_error": False,
-        }
-        msg = self._kc.session.msg("execute_request", content, metadata=metadata)
-        self._kc.shell_channel.send(msg)
-        msg_id = msg["header"]["msg_id"]
-        collector = OutputCollector(result, self.limits)
-        deadline = started + timeout
-        reply: dict[str, Any] | None = None
-        try:
-            reply = await self._await_reply(msg_id, collector, deadline)
-            if reply is None:  # timed out
-                reply = await self._handle_timeout(msg_id, collector, timeout)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await self._km.interrupt_kernel()
-            raise
-        except _KernelDied as died:
-            await self._recover_from_death(result, died.detail)
-        result.duration_s = time.monotonic() - started
-        if reply is not None:
-            self._apply_reply(reply, result, register_as)
-        collector.finish()
-        return result
-
-    async def _await_reply(
-        self, msg_id: str, collector: OutputCollector, deadline: float
-    ) -> dict[str, Any] | None:
-        """Drain iopub until the cell is idle, then take its shell reply; None on timeout."""
-        idle = False
-        while not idle:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            try:
-                msg = await self._kc.get_iopub_msg(timeout=min(remaining, _POLL_S))
-            except Exception:  # queue.Empty
-                if not await self._is_alive():
-                    raise _KernelDied(self._exit_detail()) from None
-                continue
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "status":
-                idle = msg["content"]["execution_state"] == "idle"
-            else:
-                collector.add(msg)
-        while True:
-            remaining = max(deadline - time.monotonic(), 1.0)
-            try:
-                msg = await self._kc.get_shell_msg(timeout=min(remaining, 5.0))
-            except Exception:
-                if not await self._is_alive():
-                    raise _KernelDied(self._exit_detail()) from None
-                if time.monotonic() > deadline:
-                    return None
-                continue
-            if msg["parent_header"].get("msg_id") == msg_id:
-                return msg["content"]
-
-    async def _handle_timeout(
-        self, msg_id: str, collector: OutputCollector, timeout: float
-    ) -> dict[str, Any] | None:
-        result = collector.result
-        result.timed_out = True
-        await self._km.interrupt_kernel()
-        try:
-            reply = await self._await_reply(
-                msg_id, collector, time.monotonic() + self.limits.interrupt_grace
-            )
-        except _KernelDied:
-            reply = None
-        if reply is not None:
-            trace = collector.error_traceback
-            result.error = ExecutionError(
-                "Timeout",
-                f"execution exceeded the {timeout:g} s time limit and was interrupted "
-                "(variables are kept)",
-                trace,
-            )
-            return None
-        await self._restart()
-        result.restarted = True
-        result.error = ExecutionError(
-            "Timeout",
-            f"execution exceeded the {timeout:g} s time limit and did not stop when "
-            "interrupted; the kernel was restarted and its variables are lost "
-            "(registered images are restored)",
-        )
-        return None
-
-    async def _recover_from_death(self, result: ExecutionResult, detail: str) -> None:
-        result.error = ExecutionError(
-            "KernelDied",
-            f"the kernel process exited while running the code ({detail}); it was "
-            "restarted and its variables are lost (registered images are restored)",
-        )
-        await self._restart()
-        result.restarted = True
-
-    def _apply_reply(
-        self, reply: dict[str, Any], result: ExecutionResult, register_as: int | str | None
-    ) -> None:
-        result.execution_count = reply.get("execution_count")
-        status = reply.get("status")
-        if status == "error" and result.error is None:
-            result.error = ExecutionError(
-                reply.get("ename", "Error"),
-                reply.get("evalue", ""),
-                trim_traceback(reply.get("traceback", [])),
-            )
-        elif status == "aborted" and result.error is None:
-            result.error = ExecutionError("Aborted", "the kernel aborted the request")
-        expression = (reply.get("user_expressions") or {}).get("cv")
-        if not expression:
-            return
-        if expression.get("status") != "ok":
-            result.error = ExecutionError(
-                "ResultError",
-                f"could not collect result images: {expression.get('ename')}: "
-                f"{expression.get('evalue')}",
-            )
-            return
-        found = json.loads(ast.literal_eval(expression["data"]["text/plain"]))
-        images = []
-        for entry in found:
-            path = entry.pop("path", None)
-            if path:
-                image = load_npy(path)
-                images.append(
-                    OutputImage.from_pil(
-                        image,
-                        "result",
-                        name=entry["name"],
-                        converted_from=entry.get("converted_from"),
-                    )
-                )
-                if register_as is not None:
-                    self._images[str(register_as)] = image
-                    register_as = None
-            result.variables.append(entry)
-        result.images[:0] = images
 
     async def _put_image(self, key: int | str, image: Image.Image | np.ndarray) -> None:
         array = _to_array(image)
@@ -683,12 +510,6 @@ class KernelSession:
         self._km = None
         self._kc = None
         self._images.clear()
-
-
-class _KernelDied(Exception):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 def close_all(sessions: Iterable[KernelSession]) -> None:

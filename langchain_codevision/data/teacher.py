@@ -1,0 +1,185 @@
+"""The teacher: a deterministic policy that knows a task's metadata and writes its replies.
+
+As in the paper's data recipe, the task type and the tools it needs are chosen first; the
+teacher then writes, turn by turn, the reasoning and the code a good model would write for
+that task, in the text protocol. It varies its idioms (``rotate``/``transpose``/``np.rot90``/
+``cv2.rotate``, crops by PIL or by numpy slicing) and, for error-handling tasks, makes a
+deliberate first mistake that it repairs after reading the real error text.
+
+:class:`TeacherModel` wraps a plan as a LangChain chat model so that the trajectory runs
+through the real graph and kernel. Any chat model can be a teacher instead (see
+:func:`langchain_codevision.data.synth.synthesize`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict
+
+from ..parsing import format_tool_call
+from ..protocol import TOOL_NAME
+
+Reply = Callable[[list[BaseMessage]], str]
+
+_ROTATE_IDIOMS: dict[int, list[str]] = {
+    90: [
+        "result = image.rotate(90, expand=True)",
+        "result = image.transpose(Image.Transpose.ROTATE_90)",
+        "result = Image.fromarray(np.rot90(np.array(image), k=1))",
+        "result = Image.fromarray(cv2.rotate(np.array(image), cv2.ROTATE_90_COUNTERCLOCKWISE))",
+    ],
+    180: [
+        "result = image.rotate(180, expand=True)",
+        "result = image.transpose(Image.Transpose.ROTATE_180)",
+        "result = Image.fromarray(np.rot90(np.array(image), k=2))",
+        "result = Image.fromarray(cv2.rotate(np.array(image), cv2.ROTATE_180))",
+    ],
+    270: [
+        "result = image.rotate(270, expand=True)",
+        "result = image.transpose(Image.Transpose.ROTATE_270)",
+        "result = Image.fromarray(np.rot90(np.array(image), k=3))",
+        "result = Image.fromarray(cv2.rotate(np.array(image), cv2.ROTATE_90_CLOCKWISE))",
+    ],
+}
+_FLIP_IDIOMS: dict[str, list[str]] = {
+    "flip_horizontal": [
+        "result = ImageOps.mirror(image)",
+        "result = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)",
+        "result = Image.fromarray(np.ascontiguousarray(np.fliplr(np.array(image))))",
+    ],
+    "flip_vertical": [
+        "result = ImageOps.flip(image)",
+        "result = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)",
+        "result = Image.fromarray(np.ascontiguousarray(np.flipud(np.array(image))))",
+    ],
+}
+_ENHANCE_IDIOMS: dict[str, list[str]] = {
+    "low_contrast": [
+        "result = ImageOps.autocontrast(image, cutoff=1)",
+        "result = ImageEnhance.Contrast(image).enhance(3.0)",
+    ],
+    "dim": [
+        "result = ImageOps.autocontrast(image)",
+        "result = ImageEnhance.Brightness(image).enhance(2.5)",
+    ],
+    "bright": ["result = ImageOps.autocontrast(image)"],
+    "blur": ["result = image.filter(ImageFilter.UnsharpMask(radius=2, percent=200))"],
+    "noise": ["result = image.filter(ImageFilter.MedianFilter(3))"],
+}
+
+_SEEING = {
+    "rotate_90": "The text runs vertically, bottom to top: the image is turned 90 degrees "
+    "counter-clockwise.",
+    "rotate_180": "The text is upside down.",
+    "rotate_270": "The text runs vertically, top to bottom: the image is turned 90 degrees "
+    "clockwise.",
+    "flip_horizontal": "The letters are mirrored left to right.",
+    "flip_vertical": "The image is mirrored top to bottom; the letters are upside down and "
+    "reversed.",
+    "low_contrast": "The image is washed out; the text is hard to tell from the background.",
+    "dim": "The image is very dark.",
+    "bright": "The image is over-exposed.",
+    "blur": "The image is blurry.",
+    "noise": "The image is noisy.",
+}
+
+
+def fix_code(transform: str, rng: random.Random) -> str:
+    """Code (one idiom, chosen by ``rng``) that undoes ``transform`` on ``image``."""
+    if transform.startswith("rotate_"):
+        applied = int(transform.split("_")[1])
+        return rng.choice(_ROTATE_IDIOMS[(360 - applied) % 360])
+    if transform in _FLIP_IDIOMS:
+        return rng.choice(_FLIP_IDIOMS[transform])
+    if transform in _ENHANCE_IDIOMS:
+        return rng.choice(_ENHANCE_IDIOMS[transform])
+    raise ValueError(f"the teacher has no fix for transform {transform!r}")
+
+
+def crop_code(box: tuple[int, int, int, int], rng: random.Random, source: str = "image") -> str:
+    """Code that crops ``box`` out of ``source`` (PIL ``crop`` or numpy slicing)."""
+    left, top, right, bottom = box
+    if rng.random() < 0.5:
+        return f"result = {source}.crop(({left}, {top}, {right}, {bottom}))"
+    return f"result = Image.fromarray(np.array({source})[{top}:{bottom}, {left}:{right}])"
+
+
+def describe(transform: str | None) -> str:
+    """What the teacher "sees" for a transform."""
+    return _SEEING.get(transform or "", "The image looks upright and readable.")
+
+
+def call(code: str, description: str, image_index: int, think: str) -> str:
+    """A text-protocol reply with a tool call."""
+    arguments = {"code": code, "description": description, "image_index": image_index}
+    return f"<think>{think}</think>\n{format_tool_call(TOOL_NAME, arguments)}"
+
+
+def answer(text: str, think: str) -> str:
+    """A text-protocol reply with the final answer."""
+    return f"<think>{think}</think>\n<answer>{text}</answer>"
+
+
+def last_error(messages: list[BaseMessage]) -> str:
+    """The first line of the newest ``Error:`` reply in ``messages`` (for repair turns)."""
+    for message in reversed(messages):
+        text = message.text if hasattr(message, "text") else str(message.content)
+        for line in text.splitlines():
+            if line.startswith("Error:"):
+                return line[len("Error:") :].strip()
+    return "an error"
+
+
+@dataclass
+class Plan:
+    """The teacher's replies for one task, and what the run must show to be kept.
+
+    Attributes:
+        replies: One entry per assistant turn (text, or a function of the messages so far).
+        expect_ok: For each tool step, whether it is meant to succeed.
+        task_type: The task family.
+        checks: Named facts the synthesiser verifies after the run.
+    """
+
+    replies: list[str | Reply]
+    expect_ok: list[bool]
+    task_type: str
+    checks: dict[str, Any] = field(default_factory=dict)
+
+
+class TeacherModel(BaseChatModel):
+    """Plays a :class:`Plan` as a chat model (text dialect)."""
+
+    plan: Plan
+    position: int = 0
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    @property
+    def _llm_type(self) -> str:
+        return "codevision-teacher"
+
+    @property
+    def codevision_dialect(self) -> str:
+        """The teacher writes the text protocol."""
+        return "text"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        replies = self.plan.replies
+        reply = replies[min(self.position, len(replies) - 1)]
+        self.position += 1
+        text = reply(list(messages)) if callable(reply) else reply
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])

@@ -1,0 +1,213 @@
+"""Run one cell: send the request, collect its outputs, survive time-outs and crashes.
+
+``run_cell`` implements the execute protocol for :class:`~.session.KernelSession`: it binds
+the requested image through the request's metadata (read by the kernel-side runtime before
+the cell runs), collects result images through ``user_expressions`` (evaluated right after
+the cell, in the same round trip), interrupts and then restarts a kernel that overruns its
+time limit, and restarts a kernel that dies mid-cell. Failures end up in the result.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from ._outputs import OutputCollector, load_npy, trim_traceback
+from .result import ExecutionError, ExecutionResult, OutputImage
+
+if TYPE_CHECKING:
+    from .session import KernelSession
+
+POLL_S = 0.1
+"""How often a waiting cell checks that the kernel process is still alive."""
+
+
+class KernelDied(Exception):
+    """The kernel process exited while a cell ran."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+async def run_cell(
+    session: KernelSession,
+    code: str,
+    result: ExecutionResult,
+    timeout: float,
+    image: int | str | None,
+    collect: tuple[str, ...],
+    collect_first: bool,
+    register_as: int | str | None,
+) -> ExecutionResult:
+    """Execute ``code`` in ``session``'s kernel and fill ``result``."""
+    metadata: dict[str, Any] = {}
+    if image is not None or collect:
+        metadata = {
+            "codevision": {
+                "bind": None if image is None else str(image),
+                "clear": list(collect) if image is not None else [],
+            }
+        }
+    expressions = {}
+    if collect:
+        key = None if register_as is None else str(register_as)
+        expressions["cv"] = f"__cv_runtime__.collect({list(collect)!r}, {collect_first!r}, {key!r})"
+    started = time.monotonic()
+    content = {
+        "code": code,
+        "silent": False,
+        "store_history": True,
+        "user_expressions": expressions,
+        "allow_stdin": False,
+        "stop_on_error": False,
+    }
+    msg = session._kc.session.msg("execute_request", content, metadata=metadata)
+    session._kc.shell_channel.send(msg)
+    msg_id = msg["header"]["msg_id"]
+    collector = OutputCollector(result, session.limits)
+    deadline = started + timeout
+    reply: dict[str, Any] | None = None
+    try:
+        reply = await _await_reply(session, msg_id, collector, deadline)
+        if reply is None:  # timed out
+            reply = await _handle_timeout(session, msg_id, collector, timeout)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await session._km.interrupt_kernel()
+        raise
+    except KernelDied as died:
+        await _recover_from_death(session, result, died.detail)
+    result.duration_s = time.monotonic() - started
+    if reply is not None:
+        _apply_reply(session, reply, result, register_as)
+    collector.finish()
+    return result
+
+
+async def _await_reply(
+    session: KernelSession, msg_id: str, collector: OutputCollector, deadline: float
+) -> dict[str, Any] | None:
+    """Drain iopub until the cell is idle, then take its shell reply; None on timeout."""
+    idle = False
+    while not idle:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            msg = await session._kc.get_iopub_msg(timeout=min(remaining, POLL_S))
+        except Exception:  # queue.Empty
+            if not await session._is_alive():
+                raise KernelDied(session._exit_detail()) from None
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status":
+            idle = msg["content"]["execution_state"] == "idle"
+        else:
+            collector.add(msg)
+    while True:
+        remaining = max(deadline - time.monotonic(), 1.0)
+        try:
+            msg = await session._kc.get_shell_msg(timeout=min(remaining, 5.0))
+        except Exception:
+            if not await session._is_alive():
+                raise KernelDied(session._exit_detail()) from None
+            if time.monotonic() > deadline:
+                return None
+            continue
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg["content"]
+
+
+async def _handle_timeout(
+    session: KernelSession, msg_id: str, collector: OutputCollector, timeout: float
+) -> dict[str, Any] | None:
+    result = collector.result
+    result.timed_out = True
+    await session._km.interrupt_kernel()
+    try:
+        reply = await _await_reply(
+            session, msg_id, collector, time.monotonic() + session.limits.interrupt_grace
+        )
+    except KernelDied:
+        reply = None
+    if reply is not None:
+        trace = collector.error_traceback
+        result.error = ExecutionError(
+            "Timeout",
+            f"execution exceeded the {timeout:g} s time limit and was interrupted "
+            "(variables are kept)",
+            trace,
+        )
+        return None
+    await session._restart()
+    result.restarted = True
+    result.error = ExecutionError(
+        "Timeout",
+        f"execution exceeded the {timeout:g} s time limit and did not stop when "
+        "interrupted; the kernel was restarted and its variables are lost "
+        "(registered images are restored)",
+    )
+    return None
+
+
+async def _recover_from_death(session: KernelSession, result: ExecutionResult, detail: str) -> None:
+    result.error = ExecutionError(
+        "KernelDied",
+        f"the kernel process exited while running the code ({detail}); it was "
+        "restarted and its variables are lost (registered images are restored)",
+    )
+    await session._restart()
+    result.restarted = True
+
+
+def _apply_reply(
+    session: KernelSession,
+    reply: dict[str, Any],
+    result: ExecutionResult,
+    register_as: int | str | None,
+) -> None:
+    result.execution_count = reply.get("execution_count")
+    status = reply.get("status")
+    if status == "error" and result.error is None:
+        result.error = ExecutionError(
+            reply.get("ename", "Error"),
+            reply.get("evalue", ""),
+            trim_traceback(reply.get("traceback", [])),
+        )
+    elif status == "aborted" and result.error is None:
+        result.error = ExecutionError("Aborted", "the kernel aborted the request")
+    expression = (reply.get("user_expressions") or {}).get("cv")
+    if not expression:
+        return
+    if expression.get("status") != "ok":
+        result.error = ExecutionError(
+            "ResultError",
+            f"could not collect result images: {expression.get('ename')}: "
+            f"{expression.get('evalue')}",
+        )
+        return
+    found = json.loads(ast.literal_eval(expression["data"]["text/plain"]))
+    images = []
+    for entry in found:
+        path = entry.pop("path", None)
+        if path:
+            image = load_npy(path)
+            images.append(
+                OutputImage.from_pil(
+                    image,
+                    "result",
+                    name=entry["name"],
+                    converted_from=entry.get("converted_from"),
+                )
+            )
+            if register_as is not None:
+                session._images[str(register_as)] = image
+                register_as = None
+        result.variables.append(entry)
+    result.images[:0] = images
