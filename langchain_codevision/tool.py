@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from ._execution import ToolExecutor
 from .images import decode_trajectory_image, load_image, trajectory_image
 from .kernel import KernelLimits, KernelSession
+from .kernel._loop import run_async, run_sync
 from .protocol import TOOL_DESCRIPTION, TOOL_NAME, CodeImageToolInput
 from .reflect import failure_reply
 
@@ -176,7 +177,8 @@ class ImageCodeTool(BaseTool):
     def _new_session(self) -> KernelSession:
         return KernelSession(limits=self.kernel_limits, isolation=self.isolation)
 
-    def _finish(self, work: Any, extra: list[Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _finish(self, work: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Store the new state; build the tool's content and artifact."""
         self._state["images"] = work.images
         self._state["steps"] = work.steps
         step = work.steps[-1]
@@ -192,6 +194,21 @@ class ImageCodeTool(BaseTool):
         artifact = {"images": outputs, "output_indices": step["output_indices"], "step": step}
         return blocks, artifact
 
+    async def _call(
+        self, code: str, description: str, image_index: int
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """One call, written once; runs on the kernel I/O loop for both facades."""
+        work = self._plan(code, description, image_index)
+        if work.needs_kernel:
+            if self._session is None:
+                self._session = self._new_session()
+                for item in self._state["images"]:
+                    await self._session.aput_image(item["index"], decode_trajectory_image(item))
+            result = await self._session.aexecute(**work.kernel_kwargs(work.runnable[0]))
+            for index, image in work.record(work.runnable[0], result):
+                await self._session.aput_image(index, image)
+        return self._finish(work)
+
     def _run(
         self,
         code: str,
@@ -199,18 +216,7 @@ class ImageCodeTool(BaseTool):
         image_index: int = 0,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        work = self._plan(code, description, image_index)
-        extra: list[Any] = []
-        if work.needs_kernel:
-            if self._session is None:
-                self._session = self._new_session()
-                for item in self._state["images"]:
-                    self._session.put_image(item["index"], decode_trajectory_image(item))
-            result = self._session.execute(**work.kernel_kwargs(work.runnable[0]))
-            extra = work.record(work.runnable[0], result)
-            for index, image in extra:
-                self._session.put_image(index, image)
-        return self._finish(work, extra)
+        return run_sync(self._call(code, description, image_index))
 
     async def _arun(
         self,
@@ -219,15 +225,4 @@ class ImageCodeTool(BaseTool):
         image_index: int = 0,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        work = self._plan(code, description, image_index)
-        extra: list[Any] = []
-        if work.needs_kernel:
-            if self._session is None:
-                self._session = self._new_session()
-                for item in self._state["images"]:
-                    await self._session.aput_image(item["index"], decode_trajectory_image(item))
-            result = await self._session.aexecute(**work.kernel_kwargs(work.runnable[0]))
-            extra = work.record(work.runnable[0], result)
-            for index, image in extra:
-                await self._session.aput_image(index, image)
-        return self._finish(work, extra)
+        return await run_async(self._call(code, description, image_index))

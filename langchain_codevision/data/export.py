@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -121,16 +121,29 @@ def export_sharegpt(
     return report
 
 
-def _content_parts(text: str, inline: list[str] | None) -> list[dict[str, Any]]:
+def _split_parts(
+    text: str,
+    text_part: Callable[[str], dict[str, Any]],
+    image_part: Callable[[int], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Content parts of ``text``: text pieces between ``<image>`` placeholders, and images."""
     parts: list[dict[str, Any]] = []
     pieces = text.split(IMAGE_TOKEN)
     for position, piece in enumerate(pieces):
         if piece:
-            parts.append({"type": "text", "text": piece, "image": None})
+            parts.append(text_part(piece))
         if position < len(pieces) - 1:
-            image = inline.pop(0) if inline is not None else None
-            parts.append({"type": "image", "text": None, "image": image})
+            parts.append(image_part(position))
     return parts
+
+
+def _trl_parts(text: str, inline: list[str] | None) -> list[dict[str, Any]]:
+    """TRL parts; every part has the same keys so that datasets infers one schema."""
+    return _split_parts(
+        text,
+        lambda piece: {"type": "text", "text": piece, "image": None},
+        lambda k: {"type": "image", "text": None, "image": inline[k] if inline else None},
+    )
 
 
 def export_trl(
@@ -153,15 +166,15 @@ def export_trl(
     def convert(trajectory: Trajectory) -> dict[str, Any]:
         messages = []
         if trajectory.system:
-            messages.append({"role": "system", "content": _content_parts(trajectory.system, None)})
+            messages.append({"role": "system", "content": _trl_parts(trajectory.system, None)})
         column: list[str] = []
         for position, turn in enumerate(trajectory.turns):
             paths = _save_images(turn.pngs, root / "images", f"{trajectory.name}-t{position}", root)
             if turn.role == "tool":
-                content = _content_parts(turn.text, list(paths))
+                content = _trl_parts(turn.text, paths)
             else:
                 column.extend(paths)
-                content = _content_parts(turn.text, None)
+                content = _trl_parts(turn.text, None)
             messages.append({"role": turn.role, "content": content})
         return {
             "messages": messages,
@@ -204,14 +217,14 @@ def export_openai(
             text = turn.text
             if turn.role == "tool":
                 text = f"<tool_response>\n{text}\n</tool_response>"
-            parts: list[dict[str, Any]] = []
-            pieces = text.split(IMAGE_TOKEN)
-            for position, piece in enumerate(pieces):
-                if piece:
-                    parts.append({"type": "text", "text": piece})
-                if position < len(pieces) - 1:
-                    url = _data_url(turn.pngs[position])
-                    parts.append({"type": "image_url", "image_url": {"url": url}})
+            parts = _split_parts(
+                text,
+                lambda piece: {"type": "text", "text": piece},
+                lambda k, turn=turn: {
+                    "type": "image_url",
+                    "image_url": {"url": _data_url(turn.pngs[k])},
+                },
+            )
             messages.append({"role": "user", "content": parts})
         return {"messages": messages}
 
