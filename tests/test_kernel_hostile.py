@@ -205,3 +205,30 @@ def test_fifty_sessions_leave_no_kernel_behind() -> None:
     time.sleep(0.5)
     leftover = [p for p in kernel_children() if p.pid not in before]
     assert leftover == []
+
+
+def test_cpu_time_limit_ends_a_runaway_kernel() -> None:
+    limits = KernelLimits(timeout=60, cpu_seconds=3)
+    with KernelSession(limits=limits) as session:
+        out = session.execute("x = 0\nwhile True:\n    x += 1")
+        assert out.error.name == "KernelDied" and "SIGXCPU" in out.error.value
+        assert out.restarted and not out.timed_out
+        assert session.execute("print('back')").stdout == "back\n"
+
+
+def test_a_vanished_result_file_is_a_clear_error(hostile: KernelSession) -> None:
+    out = hostile.execute(
+        "import os\n"
+        "_orig = __cv_runtime__.save\n"
+        "def _save(img):\n"
+        "    info = _orig(img)\n"
+        "    os.unlink(info['path'])\n"
+        "    return info\n"
+        "__cv_runtime__.save = _save\n"
+        "result = image",
+        image=0,
+        collect=("result",),
+    )
+    hostile.execute("__cv_runtime__.save = _orig")
+    assert out.error.name == "ResultError" and "could not read an image" in out.error.value
+    assert out.result_images == []

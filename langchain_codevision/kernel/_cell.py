@@ -16,7 +16,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._outputs import OutputCollector, load_npy, trim_traceback
+from ._outputs import OutputCollector, trim_traceback
 from .result import ExecutionError, ExecutionResult, OutputImage
 
 if TYPE_CHECKING:
@@ -82,9 +82,14 @@ async def run_cell(
         raise
     except KernelDied as died:
         await _recover_from_death(session, result, died.detail)
-    result.duration_s = time.monotonic() - started
     if reply is not None:
-        _apply_reply(session, reply, result, register_as)
+        _apply_reply(reply, result, collector)
+    # Pixels are read from disk off the event loop (it must never block on file I/O).
+    await asyncio.to_thread(collector.load_pending)
+    registered = next((img for img in result.images if img.source == "result"), None)
+    if register_as is not None and registered is not None:
+        session._images[str(register_as)] = registered.image
+    result.duration_s = time.monotonic() - started
     collector.finish()
     return result
 
@@ -167,11 +172,9 @@ async def _recover_from_death(session: KernelSession, result: ExecutionResult, d
 
 
 def _apply_reply(
-    session: KernelSession,
-    reply: dict[str, Any],
-    result: ExecutionResult,
-    register_as: int | str | None,
+    reply: dict[str, Any], result: ExecutionResult, collector: OutputCollector
 ) -> None:
+    """Record the reply's status, error and result variables (their pixels load later)."""
     result.execution_count = reply.get("execution_count")
     status = reply.get("status")
     if status == "error" and result.error is None:
@@ -197,17 +200,10 @@ def _apply_reply(
     for entry in found:
         path = entry.pop("path", None)
         if path:
-            image = load_npy(path)
-            images.append(
-                OutputImage.from_pil(
-                    image,
-                    "result",
-                    name=entry["name"],
-                    converted_from=entry.get("converted_from"),
-                )
+            output = OutputImage(
+                "result", name=entry["name"], converted_from=entry.get("converted_from")
             )
-            if register_as is not None:
-                session._images[str(register_as)] = image
-                register_as = None
+            collector.defer(output, path)
+            images.append(output)
         result.variables.append(entry)
     result.images[:0] = images

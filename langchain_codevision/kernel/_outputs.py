@@ -11,7 +11,7 @@ from PIL import Image
 
 from ._runtime import IMAGE_MIME, TRUNCATION_MARKER
 from .limits import KernelLimits
-from .result import ExecutionResult, OutputImage, decode_png_payload, strip_ansi
+from .result import ExecutionError, ExecutionResult, OutputImage, decode_png_payload, strip_ansi
 
 MAX_TRACEBACK_CHARS = 4000
 _SEPARATOR = "-" * 20
@@ -48,6 +48,7 @@ class OutputCollector:
         self.chars = {"stdout": 0, "stderr": 0}
         self.parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self.error_traceback = ""
+        self.pending: list[tuple[OutputImage, str]] = []
         self._marker = TRUNCATION_MARKER.format(limit=limits.max_output_chars)
 
     def add(self, msg: dict[str, Any]) -> None:
@@ -84,12 +85,12 @@ class OutputCollector:
 
     def _add_bundle(self, data: dict[str, Any], is_result: bool) -> None:
         if IMAGE_MIME in data:
-            info = data[IMAGE_MIME]
-            self._add_image(lambda: load_npy(info["path"]), "display", path=info.get("path"))
+            output = OutputImage("display")
+            if self._add_image(output, data[IMAGE_MIME]["path"]):
+                self.defer(output, data[IMAGE_MIME]["path"])
             return
         if "image/png" in data:
-            png = decode_png_payload(data["image/png"])
-            self._add_image(lambda: OutputImage.from_png(png, "figure"), "figure")
+            self._add_image(OutputImage.from_png(decode_png_payload(data["image/png"]), "figure"))
             return
         text = data.get("text/plain")
         if is_result and text is not None:
@@ -104,17 +105,32 @@ class OutputCollector:
         elif data:
             self.result.outputs.append(dict(data))
 
-    def _add_image(self, make: Any, source: str, path: str | None = None) -> None:
+    def _add_image(self, output: OutputImage, path: str | None = None) -> bool:
+        """Keep ``output`` unless the image limit is reached (then drop its file)."""
         if len(self.result.images) >= self.limits.max_images:
             self.result.truncated = True
             if path:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
-            return
-        produced = make()
-        if isinstance(produced, Image.Image):
-            produced = OutputImage.from_pil(produced, source)  # type: ignore[arg-type]
-        self.result.images.append(produced)
+            return False
+        self.result.images.append(output)
+        return True
+
+    def defer(self, output: OutputImage, path: str) -> None:
+        """Fill ``output`` from the raw pixels at ``path`` in :meth:`load_pending`."""
+        self.pending.append((output, path))
+
+    def load_pending(self) -> None:
+        """Read every deferred image (blocking file I/O: call it in a worker thread)."""
+        for output, path in self.pending:
+            try:
+                output._image = load_npy(path)
+            except (OSError, ValueError) as exc:
+                self.result.images.remove(output)
+                self.result.error = self.result.error or ExecutionError(
+                    "ResultError", f"could not read an image the code produced: {exc}"
+                )
+        self.pending.clear()
 
     def finish(self) -> None:
         """Join the collected text into the result."""
