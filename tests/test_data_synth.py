@@ -153,3 +153,20 @@ def test_cli_synth_and_export(tmp_path) -> None:
         "json", data_files=str(tmp_path / "trl" / "codevision.jsonl"), split="train"
     )
     assert rows.num_rows == 4 and (tmp_path / "rl.parquet").is_file()
+
+
+def test_any_chat_model_can_teach_when_briefed(pool) -> None:
+    from langchain_codevision.data.teacher import briefed_teacher
+    from tests.scripted_model import ScriptedChatModel, text_call
+
+    task = plan_task(SAMPLES(3), 3, seed=5, mix={"single_tool": 1.0})
+    fix = task.plan.replies[0].split('"code": ')[1].split(', "description"')[0]
+    model = ScriptedChatModel(
+        replies=[text_call(json.loads(fix)), f"<answer>{task.answer}</answer>"], dialect="text"
+    )
+    trajectory, reason, _ = run_task(task, pool, teacher=briefed_teacher(model))
+    assert reason is None and trajectory is not None
+    system = model.received[0][0].content
+    assert f"- transform applied to the image: {task.transform}" in system
+    assert f"- correct answer: {task.answer}" in system
+    assert system.startswith("You are a careful visual reasoner")  # the graph's prompt is kept

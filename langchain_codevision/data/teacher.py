@@ -20,7 +20,7 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
@@ -183,3 +183,70 @@ class TeacherModel(BaseChatModel):
         self.position += 1
         text = reply(list(messages)) if callable(reply) else reply
         return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+
+
+def task_brief(metadata: dict[str, Any]) -> str:
+    """What a model teacher is told about a task (the facts the rule teacher knows)."""
+    lines = [
+        "You are writing a demonstration for training data. Facts about this task, which "
+        "the demonstration must never mention directly:",
+        f"- task type: {metadata.get('task_type')}",
+        f"- transform applied to the image: {metadata.get('transform') or 'none'}",
+        f"- correct answer: {metadata.get('answer')}",
+    ]
+    if metadata.get("bbox"):
+        lines.append(f"- answer region in the upright image (x0, y0, x1, y1): {metadata['bbox']}")
+    lines.append(
+        "Reason from what you see, use the image tool where the task type calls for it, and "
+        "finish with the correct answer inside <answer> </answer>."
+    )
+    return "\n".join(lines)
+
+
+class BriefedTeacher(BaseChatModel):
+    """Any chat model as a teacher: the task's facts are added to its system prompt.
+
+    The paper had a frontier model write trajectories conditioned on each record's metadata;
+    this wrapper does that for any LangChain chat model (text protocol).
+    """
+
+    model: BaseChatModel
+    brief: str
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    @property
+    def _llm_type(self) -> str:
+        return "codevision-briefed-teacher"
+
+    @property
+    def codevision_dialect(self) -> str:
+        """Teachers write the text protocol."""
+        return "text"
+
+    def _briefed(self, messages: list[BaseMessage]) -> list[BaseMessage]:
+        if messages and isinstance(messages[0], SystemMessage):
+            system = SystemMessage(f"{messages[0].text}\n\n{self.brief}")
+            return [system, *messages[1:]]
+        return [SystemMessage(self.brief), *messages]
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        reply = self.model.invoke(self._briefed(messages), stop=stop, **kwargs)
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+def briefed_teacher(model: BaseChatModel) -> Callable[[Any], BriefedTeacher]:
+    """A ``teacher=`` factory for :func:`~.synth.synthesize` built on ``model``."""
+
+    def make(task: Any) -> BriefedTeacher:
+        facts = dict(task.metadata)
+        if task.sample.bbox is not None:
+            facts["bbox"] = [round(float(v)) for v in task.sample.bbox]
+        return BriefedTeacher(model=model, brief=task_brief(facts))
+
+    return make
