@@ -87,3 +87,21 @@ def test_invalid_settings_are_rejected() -> None:
         KernelPool(size=1, recycle="never", prestart=False)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="size"):
         KernelPool(size=-1)
+
+
+def test_a_kernel_that_cannot_start_fails_fast_without_spinning(tmp_path) -> None:
+    from langchain_codevision.kernel import KernelStartError
+
+    missing_python = str(tmp_path / "no-such-python")
+    pool = KernelPool(size=1, python=missing_python, isolation="off")
+    try:
+        with pytest.raises(KernelStartError, match="no kernel could be started"):
+            pool.acquire(timeout=60)
+        attempts = pool.stats["failed_starts"]
+        assert 1 <= attempts <= 3
+        import time
+
+        time.sleep(2.5)  # retries back off instead of spinning
+        assert pool.stats["failed_starts"] <= attempts + 2
+    finally:
+        pool.close()

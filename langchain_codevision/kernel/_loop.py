@@ -30,6 +30,7 @@ def get_loop() -> asyncio.AbstractEventLoop:
             ready = threading.Event()
 
             def _run() -> None:
+                _allow_blocking_here()
                 asyncio.set_event_loop(loop)
                 loop.call_soon(ready.set)
                 loop.run_forever()
@@ -39,6 +40,23 @@ def get_loop() -> asyncio.AbstractEventLoop:
             ready.wait()
             _loop, _thread = loop, thread
         return _loop
+
+
+def _allow_blocking_here() -> None:
+    """Tell blocking-call detectors (``langgraph dev`` uses blockbuster) to spare this thread.
+
+    This thread exists to absorb the kernel machinery's blocking work (jupyter_client writes
+    connection files and spawns processes inside coroutines; pixels go through files) away
+    from the caller's event loop, so blocking here delays no one else. The switch is
+    blockbuster's per-thread flag; without blockbuster this does nothing.
+    """
+    try:
+        from blockbuster import blockbuster as detector
+    except ImportError:
+        return
+    flag = getattr(detector, "_skip", None)
+    if flag is not None:
+        flag.value = True
 
 
 def on_loop_thread() -> bool:

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from ._loop import get_loop, run_async, run_sync, submit
-from .session import KernelSession
+from .session import KernelSession, KernelStartError
 
 logger = logging.getLogger(__name__)
 _live_pools: weakref.WeakSet[KernelPool] = weakref.WeakSet()
@@ -65,7 +65,15 @@ class KernelPool:
         self._closed = False
         self._cond: asyncio.Condition | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
-        self.stats = {"started": 0, "reused": 0, "discarded": 0, "cold_acquires": 0}
+        self.stats = {
+            "started": 0,
+            "reused": 0,
+            "discarded": 0,
+            "cold_acquires": 0,
+            "failed_starts": 0,
+        }
+        self.last_start_error: Exception | None = None
+        self._backoff = 0.0
         _live_pools.add(self)
         if prestart and size:
             submit(self._fill())
@@ -156,29 +164,43 @@ class KernelPool:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _fill(self) -> None:
-        while (
-            not self._closed
-            and len(self._idle) + self._starting < self.size
-            and self._alive_total() < self.max_size
-        ):
+    async def _fill(self, delay: float = 0.0) -> None:
+        """Start the kernels missing from the warm set.
+
+        The shortfall is counted once: a failed start is retried by its own back-off,
+        never by a loop here.
+        """
+        if delay:
+            await asyncio.sleep(delay)
+        if self._closed:
+            return
+        missing = min(
+            self.size - len(self._idle) - self._starting,
+            self.max_size - self._alive_total(),
+        )
+        for _ in range(max(missing, 0)):
             self._starting += 1
             self._spawn(self._start_one())
-            await asyncio.sleep(0)
 
     async def _start_one(self) -> None:
         session = KernelSession(**self.session_kwargs)
         try:
             await session._start()
         except Exception as exc:
-            if not self._closed:
-                logger.warning("a pool kernel failed to start: %s", exc)
             await session._close()
             session._finalizer()
+            self.stats["failed_starts"] += 1
+            self.last_start_error = exc
+            if not self._closed and self._backoff == 0:
+                logger.warning("a pool kernel failed to start: %s", exc)
             async with self._condition():
                 self._starting -= 1
                 self._condition().notify_all()
+            # Warm-up retries back off (1 s, 2 s, ... 60 s) so a broken setup never spins.
+            self._backoff = min(max(self._backoff * 2, 1.0), 60.0)
+            self._spawn(self._fill(delay=self._backoff))
             return
+        self._backoff = 0.0
         self.stats["started"] += 1
         async with self._condition():
             self._starting -= 1
@@ -196,11 +218,18 @@ class KernelPool:
             if not self._idle:
                 self.stats["cold_acquires"] += 1
             deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+            failures_before = self.stats["failed_starts"]
+            tried = False
             while not self._idle:
                 if self._closed:
                     raise RuntimeError("the kernel pool is closed")
+                if tried and self.stats["failed_starts"] > failures_before and not self._starting:
+                    raise KernelStartError(
+                        f"no kernel could be started: {self.last_start_error}"
+                    ) from self.last_start_error
                 if self._alive_total() < self.max_size and self._starting == 0:
                     self._starting += 1
+                    tried = True
                     self._spawn(self._start_one())
                 remaining = (
                     None if deadline is None else deadline - asyncio.get_running_loop().time()
