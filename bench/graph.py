@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from langchain_core.messages import AIMessage  # noqa: E402
+from langchain_core.messages import AIMessage
 
-from bench._common import write_report  # noqa: E402
-from langchain_codevision import create_codevision_graph  # noqa: E402
-from langchain_codevision.demo import render_page  # noqa: E402
-from langchain_codevision.images import PixelBudget, to_image_block, trajectory_image  # noqa: E402
-from langchain_codevision.kernel import KernelPool  # noqa: E402
-from tests.scripted_model import ScriptedChatModel, text_call  # noqa: E402
+from bench._common import write_report
+from langchain_codevision import create_codevision_graph
+from langchain_codevision.demo import render_page
+from langchain_codevision.images import PixelBudget, to_image_block, trajectory_image
+from langchain_codevision.kernel import KernelPool
+from tests.scripted_model import ScriptedChatModel, text_call
 
 CALLS = [
     "result = image.rotate(270, expand=True)",
@@ -56,7 +56,9 @@ def by_hand(pool: KernelPool, page, budget: PixelBudget) -> float:
     with pool.session() as kernel:
         kernel.put_image(0, page)
         for index, code in enumerate(CALLS):
-            out = kernel.execute(code, image=index, collect=("result", "output", "image"), register_as=index + 1)
+            out = kernel.execute(
+                code, image=index, collect=("result", "output", "image"), register_as=index + 1
+            )
             image = out.result_images[0].image
             to_image_block(image, budget=budget)
             trajectory_image(image, index + 1)
@@ -75,7 +77,11 @@ def main() -> None:
         pool.wait_ready()
         for episode in range(args.episodes + 1):
             model = TimedModel(
-                replies=[text_call(CALLS[0]), text_call(CALLS[1], image_index=1), AIMessage("<answer>x</answer>")],
+                replies=[
+                    text_call(CALLS[0]),
+                    text_call(CALLS[1], image_index=1),
+                    AIMessage("<answer>x</answer>"),
+                ],
                 dialect="text",
             )
             graph = create_codevision_graph(model, pool=pool)
@@ -97,9 +103,17 @@ def main() -> None:
     hand_ms = statistics.median(manual) * 1000
     rows = [
         {"metric": "episode wall time (2 tool steps, graph)", "value": total_ms, "unit": "ms"},
-        {"metric": "same steps by hand (kernel + encodes, no graph)", "value": hand_ms, "unit": "ms"},
+        {
+            "metric": "same steps by hand (kernel + encodes, no graph)",
+            "value": hand_ms,
+            "unit": "ms",
+        },
         {"metric": "graph / by hand", "value": total_ms / hand_ms, "unit": "x"},
-        {"metric": "graph overhead per step beyond model + kernel time", "value": per_step, "unit": "ms"},
+        {
+            "metric": "graph overhead per step beyond model + kernel time",
+            "value": per_step,
+            "unit": "ms",
+        },
     ]
     path = write_report(
         "graph",

@@ -91,3 +91,58 @@ def test_console_script_entry_point() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Answer: rotate_270" in done.stdout
+
+
+def test_langgraph_dev_serves_the_graph(tmp_path) -> None:
+    """`langgraph dev` (with its blocking-call detector) runs an episode end to end."""
+    pytest.importorskip("langgraph_api")
+    import socket
+    import time
+
+    from langgraph_sdk import get_sync_client
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    page, _ = render_page(seed=4)
+    image = tmp_path / "rotated.png"
+    page.rotate(180).save(image)
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [
+            "langgraph",
+            "dev",
+            "--config",
+            str(ROOT / "graphs" / "langgraph.json"),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--no-browser",
+            "--no-reload",
+        ],
+        cwd=ROOT,  # langgraph.json paths are relative to the working directory
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        client = get_sync_client(url=f"http://127.0.0.1:{port}")
+        for _ in range(240):
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            try:
+                client.assistants.search()
+                break
+            except Exception:
+                time.sleep(0.5)
+        thread = client.threads.create()
+        out = client.runs.wait(
+            thread["thread_id"],
+            "codevision",
+            input={"image": str(image), "question": "How is this page rotated?"},
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    assert out["answer"] == "rotate_180" and out["stop_reason"] == "answer"
+    assert "Blocking call" not in (tmp_path / "server.log").read_text(errors="replace")

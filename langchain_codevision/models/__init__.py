@@ -1,0 +1,28 @@
+"""Local vision-language models for LangChain.
+
+- :class:`ChatLocalVLM`: a ``BaseChatModel`` over a Hugging Face checkpoint
+  (``AutoModelForImageTextToText`` + ``AutoProcessor``), with optional PEFT adapter,
+  tool calling through the chat template, streaming and batching. Needs the ``local``
+  extra: ``pip install "langchain-codevision[local]"``.
+- :mod:`~langchain_codevision.models.tiny`: tiny random Qwen2.5-VL / Qwen3-VL checkpoints
+  and LoRA adapters built locally in seconds, for tests, notebooks and smoke runs.
+
+For serving at scale, run the checkpoint in vLLM and talk to it with
+``ChatOpenAI(base_url="http://host:8000/v1", model=..., api_key="EMPTY")``.
+"""
+
+from langchain_codevision.models.local import ChatLocalVLM
+from langchain_codevision.models.tiny import (
+    build_tiny_lora_adapter,
+    build_tiny_qwen2_5_vl,
+    build_tiny_qwen3_vl,
+    tiny_chat_template,
+)
+
+__all__ = [
+    "ChatLocalVLM",
+    "build_tiny_lora_adapter",
+    "build_tiny_qwen2_5_vl",
+    "build_tiny_qwen3_vl",
+    "tiny_chat_template",
+]
