@@ -222,7 +222,7 @@ def test_a_vanished_result_file_is_a_clear_error(hostile: KernelSession) -> None
         "_orig = __cv_runtime__.save\n"
         "def _save(img):\n"
         "    info = _orig(img)\n"
-        "    os.unlink(info['path'])\n"
+        "    os.unlink(info['buffer'])\n"
         "    return info\n"
         "__cv_runtime__.save = _save\n"
         "result = image",

@@ -189,3 +189,21 @@ def test_close_is_idempotent_and_removes_the_workdir() -> None:
     assert not root.exists()
     with pytest.raises(RuntimeError, match="closed"):
         session.execute("1")
+
+
+def test_large_and_several_images_share_the_pixel_buffer(kernel: KernelSession) -> None:
+    rng = np.random.default_rng(1)
+    big = Image.fromarray(rng.integers(0, 255, (2000, 3000, 3), dtype=np.uint8))  # 18 MB
+    kernel.put_image("big", big)
+    out = kernel.execute(
+        "display(image.crop((0, 0, 10, 10)))\nresult = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)",
+        image="big",
+        collect=("result",),
+    )
+    assert out.ok, out.error
+    [flipped] = out.result_images
+    expected = np.asarray(big)[:, ::-1]
+    assert np.array_equal(np.asarray(flipped.image), expected)
+    assert np.array_equal(np.asarray(out.images[1].image), np.asarray(big)[:10, :10])
+    again = kernel.execute("result = image.crop((0, 0, 5, 5))", image="big", collect=("result",))
+    assert np.array_equal(np.asarray(again.result_images[0].image), np.asarray(big)[:5, :5])

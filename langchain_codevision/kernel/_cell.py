@@ -198,12 +198,13 @@ def _apply_reply(
     found = json.loads(ast.literal_eval(expression["data"]["text/plain"]))
     images = []
     for entry in found:
-        path = entry.pop("path", None)
-        if path:
+        if "buffer" in entry:
+            where = {key: entry.pop(key) for key in ("buffer", "offset", "length")}
+            where.update(mode=entry["mode"], size=entry["size"])
             output = OutputImage(
                 "result", name=entry["name"], converted_from=entry.get("converted_from")
             )
-            collector.defer(output, path)
+            collector.defer(output, where)
             images.append(output)
         result.variables.append(entry)
     result.images[:0] = images

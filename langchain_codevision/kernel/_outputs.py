@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from ._runtime import IMAGE_MIME, TRUNCATION_MARKER
@@ -48,7 +46,7 @@ class OutputCollector:
         self.chars = {"stdout": 0, "stderr": 0}
         self.parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self.error_traceback = ""
-        self.pending: list[tuple[OutputImage, str]] = []
+        self.pending: list[tuple[OutputImage, dict[str, Any]]] = []
         self._marker = TRUNCATION_MARKER.format(limit=limits.max_output_chars)
 
     def add(self, msg: dict[str, Any]) -> None:
@@ -86,8 +84,8 @@ class OutputCollector:
     def _add_bundle(self, data: dict[str, Any], is_result: bool) -> None:
         if IMAGE_MIME in data:
             output = OutputImage("display")
-            if self._add_image(output, data[IMAGE_MIME]["path"]):
-                self.defer(output, data[IMAGE_MIME]["path"])
+            if self._add_image(output):
+                self.defer(output, data[IMAGE_MIME])
             return
         if "image/png" in data:
             self._add_image(OutputImage.from_png(decode_png_payload(data["image/png"]), "figure"))
@@ -105,26 +103,23 @@ class OutputCollector:
         elif data:
             self.result.outputs.append(dict(data))
 
-    def _add_image(self, output: OutputImage, path: str | None = None) -> bool:
-        """Keep ``output`` unless the image limit is reached (then drop its file)."""
+    def _add_image(self, output: OutputImage) -> bool:
+        """Keep ``output`` unless the image limit is reached."""
         if len(self.result.images) >= self.limits.max_images:
             self.result.truncated = True
-            if path:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
             return False
         self.result.images.append(output)
         return True
 
-    def defer(self, output: OutputImage, path: str) -> None:
-        """Fill ``output`` from the raw pixels at ``path`` in :meth:`load_pending`."""
-        self.pending.append((output, path))
+    def defer(self, output: OutputImage, where: dict[str, Any]) -> None:
+        """Fill ``output`` from the kernel's pixel buffer in :meth:`load_pending`."""
+        self.pending.append((output, where))
 
     def load_pending(self) -> None:
         """Read every deferred image (blocking file I/O: call it in a worker thread)."""
-        for output, path in self.pending:
+        for output, where in self.pending:
             try:
-                output._image = load_npy(path)
+                output._image = read_pixels(where)
             except (OSError, ValueError) as exc:
                 self.result.images.remove(output)
                 self.result.error = self.result.error or ExecutionError(
@@ -140,9 +135,11 @@ class OutputCollector:
             self.result.error.traceback = self.error_traceback
 
 
-def load_npy(path: str) -> Image.Image:
-    """Read an image the kernel wrote as raw ``.npy`` and delete the file."""
-    array = np.load(path, allow_pickle=False)
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-    return Image.fromarray(array)
+def read_pixels(where: dict[str, Any]) -> Image.Image:
+    """Read an image from the kernel's pixel buffer (``buffer``, ``offset``, ``length``)."""
+    length = int(where["length"])
+    with open(where["buffer"], "rb") as handle:
+        data = os.pread(handle.fileno(), length, int(where["offset"]))
+    if len(data) != length:
+        raise ValueError(f"the pixel buffer ended early ({len(data)} of {length} bytes)")
+    return Image.frombytes(where["mode"], tuple(where["size"]), data)

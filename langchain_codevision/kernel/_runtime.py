@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import gc
 import json
+import mmap
 import os
 import shutil
 import sys
@@ -62,6 +63,52 @@ class CappedStream:
         return getattr(self._inner, name)
 
 
+class PixelBuffer:
+    """A reusable shared-memory file for outgoing pixels.
+
+    Writing into already-mapped pages avoids allocating a new file per image. The buffer is
+    rewound before each cell; the host reads a cell's images before the next cell starts.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self._map: mmap.mmap | None = None
+        self._fd = -1
+
+    def rewind(self) -> None:
+        self.offset = 0
+
+    def _ensure(self, needed: int) -> mmap.mmap:
+        if self._map is not None and not os.path.exists(self.path):
+            self._close()  # the file was removed: start a new one
+        if self._map is None or needed > len(self._map):
+            size = max(needed, 2 * (len(self._map) if self._map else 0), 8 << 20)
+            size = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+            if self._fd < 0:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.ftruncate(self._fd, size)
+            if self._map is not None:
+                self._map.close()
+            self._map = mmap.mmap(self._fd, size)
+        return self._map
+
+    def _close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._map, self._fd = None, -1
+
+    def write(self, data: bytes) -> tuple[int, int]:
+        """Append ``data``; returns ``(offset, length)``."""
+        start = self.offset
+        buffer = self._ensure(start + len(data))
+        buffer[start : start + len(data)] = data
+        self.offset = (start + len(data) + 63) // 64 * 64
+        return start, len(data)
+
+
 class _BindTransformer(ast.NodeTransformer):
     """Prepend ``__cv_runtime__.before_cell()`` to cells that asked for an image binding."""
 
@@ -94,6 +141,7 @@ class Runtime:
         self.dir = Path(transfer_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.images: dict[str, Image.Image] = {}
+        self.out = PixelBuffer(self.dir / "out.pixels")
         self.counter = 0
         self.streams = [
             CappedStream(sys.stdout, max_output_chars),
@@ -197,10 +245,11 @@ class Runtime:
     def _on_pre_run_cell(self, *_args: Any) -> None:
         for stream in self.streams:
             stream.reset()
+        self.out.rewind()
 
     # -- images out ----------------------------------------------------------------------
     def save(self, image: Image.Image) -> dict[str, Any]:
-        """Write ``image`` as raw ``.npy`` and describe it for the host."""
+        """Write ``image``'s raw pixels into the output buffer and describe it for the host."""
         if image.mode in ("P", "PA"):
             image = image.convert(
                 "RGBA" if "transparency" in image.info or image.mode == "PA" else "RGB"
@@ -208,9 +257,14 @@ class Runtime:
         elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
             image = image.convert("L" if image.mode == "1" else "RGB")
         self.counter += 1
-        path = self.dir / f"out-{self.counter}.npy"
-        np.save(path, np.asarray(image), allow_pickle=False)
-        return {"path": str(path), "mode": image.mode, "size": list(image.size)}
+        offset, length = self.out.write(image.tobytes())
+        return {
+            "buffer": str(self.out.path),
+            "offset": offset,
+            "length": length,
+            "mode": image.mode,
+            "size": list(image.size),
+        }
 
     def _image_bundle(self, image: Image.Image) -> dict[str, Any]:
         info = self.save(image)

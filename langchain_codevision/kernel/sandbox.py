@@ -105,6 +105,11 @@ def scrub_environment(
         PYTHONDONTWRITEBYTECODE="1",
         PYTHONUNBUFFERED="1",
     )
+    # Keep freed image-sized buffers in the heap for reuse instead of unmapping them after
+    # every cell: fresh pages for each multi-megabyte image otherwise cost more than the op.
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 << 20))
+    env.setdefault("MALLOC_TRIM_THRESHOLD_", str(512 << 20))
+    env.setdefault("MALLOC_TOP_PAD_", str(64 << 20))
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     if extra:
