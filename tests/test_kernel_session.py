@@ -196,7 +196,8 @@ def test_large_and_several_images_share_the_pixel_buffer(kernel: KernelSession) 
     big = Image.fromarray(rng.integers(0, 255, (2000, 3000, 3), dtype=np.uint8))  # 18 MB
     kernel.put_image("big", big)
     out = kernel.execute(
-        "display(image.crop((0, 0, 10, 10)))\nresult = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)",
+        "display(image.crop((0, 0, 10, 10)))\n"
+        "result = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)",
         image="big",
         collect=("result",),
     )
