@@ -12,15 +12,12 @@ policy for evaluation. It assumes left-aligned horizontal text lines.
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import BaseMessage, HumanMessage
 
 from .messages import TOOL_TURN_MARK
 from .parsing import format_tool_call
+from .policy import TextPolicyModel
 from .protocol import TOOL_NAME
 
 MEASURE_CODE = """\
@@ -53,19 +50,15 @@ def _tool_turns(messages: list[BaseMessage]) -> list[str]:
     return texts
 
 
-class OfflineOrientationModel(BaseChatModel):
+class OfflineOrientationModel(TextPolicyModel):
     """A rule-based text-protocol policy that detects and undoes page rotation."""
 
     @property
     def _llm_type(self) -> str:
         return "codevision-offline-orientation"
 
-    @property
-    def codevision_dialect(self) -> str:
-        """This model speaks the text protocol."""
-        return "text"
-
-    def _reply(self, messages: list[BaseMessage]) -> str:
+    def reply(self, messages: list[BaseMessage]) -> str:
+        """Measure first, then fix, then answer (see the module docs)."""
         replies = _tool_turns(messages)
         if not replies:
             return (
@@ -97,13 +90,3 @@ class OfflineOrientationModel(BaseChatModel):
                 )
             )
         return f"<think>The restored page is upright.</think><answer>rotate_{applied}</answer>"
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        message = AIMessage(self._reply(messages), response_metadata={"model_name": self._llm_type})
-        return ChatResult(generations=[ChatGeneration(message=message)])

@@ -18,13 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
 from ..parsing import format_tool_call
+from ..policy import TextPolicyModel
 from ..protocol import TOOL_NAME
 
 Reply = Callable[[list[BaseMessage]], str]
@@ -155,7 +154,7 @@ class Plan:
     checks: dict[str, Any] = field(default_factory=dict)
 
 
-class TeacherModel(BaseChatModel):
+class TeacherModel(TextPolicyModel):
     """Plays a :class:`Plan` as a chat model (text dialect)."""
 
     plan: Plan
@@ -166,23 +165,12 @@ class TeacherModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "codevision-teacher"
 
-    @property
-    def codevision_dialect(self) -> str:
-        """The teacher writes the text protocol."""
-        return "text"
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def reply(self, messages: list[BaseMessage]) -> str:
+        """The plan's next reply."""
         replies = self.plan.replies
         reply = replies[min(self.position, len(replies) - 1)]
         self.position += 1
-        text = reply(list(messages)) if callable(reply) else reply
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+        return reply(messages) if callable(reply) else reply
 
 
 def task_brief(metadata: dict[str, Any]) -> str:
@@ -203,7 +191,7 @@ def task_brief(metadata: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class BriefedTeacher(BaseChatModel):
+class BriefedTeacher(TextPolicyModel):
     """Any chat model as a teacher: the task's facts are added to its system prompt.
 
     The paper had a frontier model write trajectories conditioned on each record's metadata;
@@ -218,26 +206,16 @@ class BriefedTeacher(BaseChatModel):
     def _llm_type(self) -> str:
         return "codevision-briefed-teacher"
 
-    @property
-    def codevision_dialect(self) -> str:
-        """Teachers write the text protocol."""
-        return "text"
-
     def _briefed(self, messages: list[BaseMessage]) -> list[BaseMessage]:
         if messages and isinstance(messages[0], SystemMessage):
             system = SystemMessage(f"{messages[0].text}\n\n{self.brief}")
             return [system, *messages[1:]]
         return [SystemMessage(self.brief), *messages]
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        reply = self.model.invoke(self._briefed(messages), stop=stop, **kwargs)
-        return ChatResult(generations=[ChatGeneration(message=reply)])
+    def reply(self, messages: list[BaseMessage]) -> AIMessage:
+        """The wrapped model's reply, with the brief in its system prompt."""
+        answer = self.model.invoke(self._briefed(messages))
+        return answer if isinstance(answer, AIMessage) else AIMessage(str(answer.content))
 
 
 def briefed_teacher(model: BaseChatModel) -> Callable[[Any], BriefedTeacher]:
