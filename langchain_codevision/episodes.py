@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+from PIL import Image
+
 from .images import TrajectoryImage, decode_trajectory_image
 from .kernel import KernelPool, KernelSession
 
@@ -37,6 +39,7 @@ class EpisodeKernels:
         self._pool = pool
         self.idle_ttl = idle_ttl
         self._lent: dict[str, tuple[KernelSession, float]] = {}
+        self._decoded: dict[str, tuple[dict[int, Image.Image], float]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -54,9 +57,22 @@ class EpisodeKernels:
             self._lent[episode_id] = (entry[0], time.monotonic())
             return entry[0]
 
+    def remember(self, episode_id: str, images: dict[int, Image.Image]) -> None:
+        """Keep an episode's decoded input images so its kernel is loaded without decoding."""
+        with self._lock:
+            self._decoded[episode_id] = (images, time.monotonic())
+
+    def _pixels(self, episode_id: str, item: TrajectoryImage) -> Image.Image:
+        with self._lock:
+            known = self._decoded.get(episode_id, ({}, 0.0))[0]
+        cached = known.get(item["index"])
+        return cached if cached is not None else decode_trajectory_image(item)
+
     def _stale(self) -> list[KernelSession]:
         now = time.monotonic()
         with self._lock:
+            for key in [k for k, (_, t) in self._decoded.items() if now - t > self.idle_ttl]:
+                del self._decoded[key]
             stale = [k for k, (_, used) in self._lent.items() if now - used > self.idle_ttl]
             return [self._lent.pop(k)[0] for k in stale]
 
@@ -70,7 +86,7 @@ class EpisodeKernels:
         session = self.pool.acquire()
         try:
             for item in images:
-                session.put_image(item["index"], decode_trajectory_image(item))
+                session.put_image(item["index"], self._pixels(episode_id, item))
         except BaseException:
             self.pool.release(session)
             raise
@@ -88,7 +104,7 @@ class EpisodeKernels:
         session = await self.pool.aacquire()
         try:
             for item in images:
-                await session.aput_image(item["index"], decode_trajectory_image(item))
+                await session.aput_image(item["index"], self._pixels(episode_id, item))
         except BaseException:
             await self.pool.arelease(session)
             raise
@@ -102,6 +118,7 @@ class EpisodeKernels:
             return
         with self._lock:
             entry = self._lent.pop(episode_id, None)
+            self._decoded.pop(episode_id, None)
         if entry is not None:
             self.pool.release(entry[0])
 
@@ -111,6 +128,7 @@ class EpisodeKernels:
             return
         with self._lock:
             entry = self._lent.pop(episode_id, None)
+            self._decoded.pop(episode_id, None)
         if entry is not None:
             await self.pool.arelease(entry[0])
 

@@ -149,6 +149,8 @@ class CodeVisionNodes:
                 messages.append(SystemMessage(self.system_prompt))
             messages.extend(given)
             images = [trajectory_image(img, i) for i, img in enumerate(pil)]
+        episode_id = uuid.uuid4().hex
+        self.kernels.remember(episode_id, dict(enumerate(pil)))
         update: dict[str, Any] = {
             "images": images,
             "steps": [],
@@ -156,7 +158,7 @@ class CodeVisionNodes:
             "answer": None,
             "stop_reason": None,
             "pending": None,
-            "episode_id": uuid.uuid4().hex,
+            "episode_id": episode_id,
             "image": None,
         }
         if raw is not None or messages != given:
