@@ -25,7 +25,7 @@ from .images import (
     ImageFormat,
     PixelBudget,
     TrajectoryImage,
-    fit_pixel_budget,
+    budget_size,
     image_from_block,
     to_image_block,
     trajectory_image,
@@ -58,7 +58,8 @@ def encode_step_image(
 
     When the image already fits the budget and the model gets PNG, one encode serves both.
     """
-    if fmt == "png" and fit_pixel_budget(image, budget) is image:
+    fits = budget is None or budget_size(*image.size, budget) == image.size
+    if fmt == "png" and fits:
         stored = trajectory_image(image, index, origin, step)
         block = {
             "type": "image",
