@@ -6,11 +6,11 @@ Example:
     >>> out = graph.invoke({"image": "page.png", "question": "What is the title?"})
     >>> out["answer"], out["stop_reason"], len(out["steps"])
 
-Nodes (see :mod:`.nodes`): ``prepare`` (load and validate input, open the episode), ``model`` (one assistant
-turn), ``execute`` (run tool calls in the episode's kernel), ``reflect`` (turn failures into
-feedback), ``force_answer`` (turn limit reached: one last request without tools) and
-``finish``. The episode's kernel comes from a :class:`~langchain_codevision.kernel.KernelPool`
-and is always given back.
+Nodes (see :mod:`.nodes`): ``prepare`` (load and validate input, open the episode),
+``model`` (one assistant turn), ``execute`` (run tool calls in the episode's kernel),
+``reflect`` (turn failures into feedback), ``force_answer`` (turn limit reached: one last
+request without tools) and ``finish``. The episode's kernel comes from a
+:class:`~langchain_codevision.kernel.KernelPool` and is always given back.
 """
 
 from __future__ import annotations
