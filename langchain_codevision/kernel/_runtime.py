@@ -142,7 +142,6 @@ class Runtime:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.images: dict[str, Image.Image] = {}
         self.out = PixelBuffer(self.dir / "out.pixels")
-        self.counter = 0
         self.streams = [
             CappedStream(sys.stdout, max_output_chars),
             CappedStream(sys.stderr, max_output_chars),
@@ -169,7 +168,6 @@ class Runtime:
                 del ns[name]
         self.shell.displayhook.flush()
         self.images.clear()
-        self.counter = 0
         for entry in self.dir.iterdir():
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -256,7 +254,6 @@ class Runtime:
             )
         elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
             image = image.convert("L" if image.mode == "1" else "RGB")
-        self.counter += 1
         offset, length = self.out.write(image.tobytes())
         return {
             "buffer": str(self.out.path),

@@ -37,11 +37,6 @@ class OutputImage:
     _png: bytes | None = field(default=None, repr=False)
 
     @classmethod
-    def from_pil(cls, image: Image.Image, source: ImageSource, **kw: Any) -> OutputImage:
-        """Wrap a decoded image."""
-        return cls(source=source, _image=image, **kw)
-
-    @classmethod
     def from_png(cls, png: bytes, source: ImageSource, **kw: Any) -> OutputImage:
         """Wrap PNG bytes; decoding waits until ``image`` is read."""
         return cls(source=source, _png=png, **kw)
@@ -138,20 +133,6 @@ class ExecutionResult:
     def result_images(self) -> list[OutputImage]:
         """Images taken from designated result variables."""
         return [image for image in self.images if image.source == "result"]
-
-    def summary(self, max_chars: int = 2000) -> str:
-        """A short human-readable account (for logs and tool replies)."""
-        parts = []
-        if self.stdout:
-            parts.append(self.stdout.rstrip())
-        if self.text:
-            parts.append(self.text)
-        if self.images:
-            parts.append(", ".join(repr(image) for image in self.images))
-        if self.error:
-            parts.append(self.error.traceback or str(self.error))
-        text = "\n".join(parts)
-        return text if len(text) <= max_chars else text[: max_chars - 15] + "\n[... trimmed]"
 
 
 def decode_png_payload(payload: str) -> bytes:

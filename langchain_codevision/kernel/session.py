@@ -28,7 +28,7 @@ import signal
 import tempfile
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -510,10 +510,3 @@ class KernelSession:
         self._km = None
         self._kc = None
         self._images.clear()
-
-
-def close_all(sessions: Iterable[KernelSession]) -> None:
-    """Close several sessions, ignoring errors of the individual closes."""
-    for session in sessions:
-        with contextlib.suppress(Exception):
-            session.close()
