@@ -310,3 +310,162 @@ def test_source_bbox_maps_back_through_the_transform(photos: list[Image.Image]) 
     scaled = Record("q", "a", images=[image], bbox=[0, 0, 5, 5], transform="scale_down")
     with pytest.raises(ValueError, match="only orientation"):
         scaled.source_bbox()
+
+
+# -- transforms as the release stores them -------------------------------------------------------
+def _release_row(image: Image.Image, transform: object, index: int) -> dict:
+    """A row as the release's RL data has it, written by hand."""
+    return {
+        "data_source": "mvtoolbench",
+        "prompt": [{"role": "user", "content": "<image>\nWhat is written on the sign?"}],
+        "images": [{"bytes": _png(image), "path": None}],
+        "ability": "ocr",
+        "reward_model": {"style": "rule", "ground_truth": "EXIT"},
+        "extra_info": {
+            "answer": "EXIT",
+            "bbox": [4.0, 6.0, 30.0, 20.0],
+            "dataset_name": "mvtoolbench",
+            "index": index,
+            "question": "What is written on the sign?",
+            "split": "test",
+            "transform": transform,
+        },
+    }
+
+
+RELEASE_TRANSFORMS = [["crop", "rotate_90"], ["flip_vertical"], "rotate_270", None]
+
+
+def _same_row(written: dict, original: dict) -> None:
+    """Equal apart from how the PNG bytes were compressed (pixels must be equal)."""
+    for key in ("data_source", "prompt", "ability", "reward_model", "extra_info"):
+        assert written[key] == original[key], key
+    assert type(written["extra_info"]["transform"]) is type(original["extra_info"]["transform"])
+    assert len(written["images"]) == len(original["images"])
+    for a, b in zip(written["images"], original["images"], strict=True):
+        x, y = (Image.open(io.BytesIO(item["bytes"])) for item in (a, b))
+        assert x.size == y.size and np.array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("transform", RELEASE_TRANSFORMS, ids=repr)
+def test_release_row_round_trips_unchanged(photos: list[Image.Image], transform: object) -> None:
+    row = _release_row(photos[1], transform, 3)
+    record = Record.from_row(row)
+    assert record.transform == transform  # the list stays a list, never its repr
+    _same_row(record.to_row(), row)
+
+
+def test_release_list_rows_round_trip_through_parquet(
+    photos: list[Image.Image], tmp_path: Path
+) -> None:
+    rows = [
+        _release_row(photos[k], t, k)
+        for k, t in enumerate([["crop", "rotate_90"], ["rotate_180"], None])
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "release.parquet")
+    assert pq.read_schema(tmp_path / "release.parquet").field("extra_info").type.field(
+        "transform"
+    ).type == pa.list_(pa.string())
+    loaded = read_parquet(tmp_path / "release.parquet")
+    assert [r.transform for r in loaded] == [["crop", "rotate_90"], ["rotate_180"], None]
+    assert [r.expected_fixes for r in loaded] == [["crop", "rotate_270"], ["rotate_180"], []]
+    again = pq.read_table(write_parquet(loaded, tmp_path / "again.parquet")).to_pylist()
+    for written, original in zip(again, rows, strict=True):
+        _same_row(written, original)
+
+
+def test_release_string_rows_round_trip_through_parquet(
+    photos: list[Image.Image], tmp_path: Path
+) -> None:
+    rows = [_release_row(photos[k], t, k) for k, t in enumerate(["rotate_90", None, "crop"])]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "release.parquet")
+    loaded = read_parquet(tmp_path / "release.parquet")
+    assert [r.transform for r in loaded] == ["rotate_90", None, "crop"]
+    path = write_parquet(loaded, tmp_path / "again.parquet")
+    info = pq.read_schema(path).field("extra_info").type
+    assert info.field("transform").type == pa.string()
+    for written, original in zip(pq.read_table(path).to_pylist(), rows, strict=True):
+        _same_row(written, original)
+
+
+def test_release_rows_round_trip_through_jsonl(photos: list[Image.Image], tmp_path: Path) -> None:
+    rows = [_release_row(photos[1], t, k) for k, t in enumerate(RELEASE_TRANSFORMS)]
+    source = tmp_path / "release.jsonl"
+    with source.open("w") as out:
+        for row in rows:
+            plain = dict(row, images=[f"img{row['extra_info']['index']}.png"])
+            out.write(json.dumps(plain) + "\n")
+    photos[1].save(tmp_path / "img0.png")
+    for k in range(1, len(rows)):
+        shutil.copy(tmp_path / "img0.png", tmp_path / f"img{k}.png")
+    path = write_jsonl(read_jsonl(source), tmp_path / "out" / "again.jsonl")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for written, original in zip(lines, rows, strict=True):
+        for key in ("data_source", "prompt", "ability", "reward_model", "extra_info"):
+            assert written[key] == original[key], key
+    assert [line["extra_info"]["transform"] for line in lines] == RELEASE_TRANSFORMS
+
+
+def test_chained_transforms_are_written_as_the_release_list(
+    photos: list[Image.Image], tmp_path: Path
+) -> None:
+    from langchain_codevision.data.transforms import compose
+
+    chained = Record("q", "a", images=[photos[0]], transform="crop+rotate_90", index=0)
+    composed = Record("q", "a", images=[photos[0]], transform=compose("rotate_90", "flip_vertical"))
+    single = Record("q", "a", images=[photos[0]], transform="rotate_90", index=2)
+    plain = Record("q", "a", images=[photos[0]], index=3)
+    assert chained.to_row()["extra_info"]["transform"] == ["crop", "rotate_90"]
+    assert composed.transform == "rotate_90+flip_vertical"
+    assert composed.to_row()["extra_info"]["transform"] == ["rotate_90", "flip_vertical"]
+    assert single.to_row()["extra_info"]["transform"] == "rotate_90"
+    assert plain.to_row()["extra_info"]["transform"] is None
+    assert chained.transform_names == ["crop", "rotate_90"]
+    assert chained.expected_fixes == ["crop", "rotate_270"]
+    # one parquet column has one type: with any list in it, single names become 1-item lists
+    path = write_parquet([chained, single, plain], tmp_path / "mixed.parquet")
+    stored = [row["extra_info"]["transform"] for row in pq.read_table(path).to_pylist()]
+    assert stored == [["crop", "rotate_90"], ["rotate_90"], None]
+    loaded = read_parquet(path)
+    assert [r.transform_names for r in loaded] == [["crop", "rotate_90"], ["rotate_90"], []]
+    assert [r.expected_fixes for r in loaded] == [["crop", "rotate_270"], ["rotate_270"], []]
+    jsonl = read_jsonl(write_jsonl([chained, single, plain], tmp_path / "mixed.jsonl"))
+    assert [r.transform for r in jsonl] == [["crop", "rotate_90"], "rotate_90", None]
+
+
+def test_list_transforms_are_never_their_repr(photos: list[Image.Image]) -> None:
+    from langchain_codevision.data.transforms import get_transform
+
+    record = Record("q", "a", images=[photos[0]], transform=("crop", get_transform("rotate_90")))
+    assert record.transform == ["crop", "rotate_90"]
+    array = Record("q", "a", images=[photos[0]], transform=np.array(["flip_horizontal"]))
+    assert array.transform == ["flip_horizontal"] and type(array.transform[0]) is str
+    # text spelling a list (what older versions wrote) is read back as the list
+    for text in ("['crop', 'rotate_90']", '["crop", "rotate_90"]'):
+        row = _release_row(photos[1], text, 0)
+        assert Record.from_row(row).transform == ["crop", "rotate_90"]
+        assert Record.from_row(row).to_row()["extra_info"]["transform"] == ["crop", "rotate_90"]
+    assert Record.from_row(_release_row(photos[1], "  ", 0)).transform is None
+    assert Record.from_row(_release_row(photos[1], [], 0)).transform == []
+
+
+@pytest.mark.parametrize("bad", [{"name": "rotate_90"}, [1, 2], 90, ["rotate_90", None]], ids=repr)
+def test_malformed_transforms_name_the_row(photos: list[Image.Image], bad: object) -> None:
+    with pytest.raises(RecordError, match=r"row \(index 5\): transform must be"):
+        Record.from_row(_release_row(photos[1], bad, 5))
+    with pytest.raises(TypeError, match="transform"):
+        Record("q", "a", images=[photos[0]], transform=bad)
+
+
+def test_source_bbox_reads_the_list_form(photos: list[Image.Image]) -> None:
+    from langchain_codevision.data.transforms import parse_transform
+
+    image, box = photos[1], (10.0, 20.0, 60.0, 45.0)
+    t = parse_transform("rotate_90+flip_horizontal").bind(image.size)
+    moved = t.map_box(box)
+    for form in (["rotate_90", "flip_horizontal"], "rotate_90+flip_horizontal"):
+        record = Record("q", "a", images=[t.apply(image)], bbox=moved, transform=form)
+        assert record.source_bbox() == list(box)
+    cropped = Record("q", "a", images=[image], bbox=[0, 0, 5, 5], transform=["crop", "rotate_90"])
+    with pytest.raises(ValueError, match="cannot map the bbox back"):
+        cropped.source_bbox()

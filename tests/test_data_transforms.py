@@ -28,11 +28,14 @@ from langchain_codevision.data.transforms import (
     Transform,
     Uncrop,
     compose,
+    expected_fixes,
     fix_for,
     get_transform,
     inverse_name,
     parse_transform,
+    transform_for_row,
     transform_from_dict,
+    transform_names,
 )
 
 
@@ -448,3 +451,76 @@ def test_jpeg_output_is_a_real_jpeg_round_trip(coffee: Image.Image) -> None:
     buffer = io.BytesIO()
     coffee.save(buffer, format="JPEG", quality=10)
     assert _same(out, Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+# -- names as records store them (the release's list form) ----------------------------------------
+@pytest.mark.parametrize(
+    ("transform", "fixes"),
+    [
+        (["crop", "rotate_90"], ["crop", "rotate_270"]),
+        (["rotate_90", "crop"], ["rotate_270", "crop"]),
+        (["rotate_180"], ["rotate_180"]),
+        ("rotate_270", ["rotate_90"]),
+        ("flip_horizontal", ["flip_horizontal"]),
+        (["flip_vertical", "crop"], ["flip_vertical", "crop"]),
+        ("crop", ["crop"]),
+        ("crop+rotate_90", ["crop", "rotate_270"]),
+        ("['crop', 'rotate_90']", ["crop", "rotate_270"]),
+        (("rotate_90", "rotate_90"), ["rotate_270"]),
+        (np.array(["crop", "rotate_270"]), ["crop", "rotate_90"]),
+        (compose("rotate_90", "flip_horizontal"), ["rotate_270", "flip_horizontal"]),
+        (get_transform("rotate_180"), ["rotate_180"]),
+        ({"name": "rotate_90"}, ["rotate_270"]),
+        (["rotate_90", "blur"], ["rotate_270", "blur"]),  # other names are expected as they are
+        ("rotate_-90", ["rotate_90"]),
+        ("rotate_0", []),
+        ("rotate_360", []),
+        ("rotate_x", []),
+        ("identity", []),
+        ([], []),
+        (None, []),
+    ],
+    ids=repr,
+)
+def test_expected_fixes_follow_the_release(transform: object, fixes: list[str]) -> None:
+    assert expected_fixes(transform) == fixes
+
+
+@pytest.mark.parametrize("name", ORIENTATIONS)
+def test_expected_fix_of_an_orientation_is_fix_for(name: str) -> None:
+    assert expected_fixes(name) == [fix_for(name)] == expected_fixes([name])
+
+
+@pytest.mark.parametrize(
+    ("transform", "names", "row"),
+    [
+        (None, [], None),
+        ("", [], None),
+        ("identity", [], None),
+        ("rotate_90", ["rotate_90"], "rotate_90"),
+        (" rotate_90 ", ["rotate_90"], "rotate_90"),
+        ("crop+rotate_90", ["crop", "rotate_90"], ["crop", "rotate_90"]),
+        ("identity+rotate_90", ["rotate_90"], ["rotate_90"]),
+        (["crop", "rotate_90"], ["crop", "rotate_90"], ["crop", "rotate_90"]),
+        (["rotate_90"], ["rotate_90"], ["rotate_90"]),
+        (["crop", "none"], ["crop"], ["crop", "none"]),  # a stored list is written unchanged
+        (["crop+rotate_90"], ["crop", "rotate_90"], ["crop", "rotate_90"]),
+        ([], [], []),
+        ('["crop", "rotate_90"]', ["crop", "rotate_90"], ["crop", "rotate_90"]),
+        (get_transform("flip_vertical"), ["flip_vertical"], "flip_vertical"),
+        (compose("rotate_90"), ["rotate_90"], ["rotate_90"]),
+        (["my_op"], ["my_op"], ["my_op"]),  # names unknown here are kept
+    ],
+    ids=repr,
+)
+def test_transform_names_and_row_form(transform: object, names: list[str], row: object) -> None:
+    assert transform_names(transform) == names
+    assert transform_for_row(transform) == row
+    assert transform_names(transform_for_row(transform)) == names
+
+
+def test_transform_names_reject_other_kinds() -> None:
+    with pytest.raises(TypeError, match="cannot read"):
+        transform_names(90)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="holds names"):
+        transform_names(["rotate_90", 3])

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from langchain_codevision.data.transforms import _list_text
 from langchain_codevision.images import ImageInputError, load_image
 
 IMAGE_PLACEHOLDER = "<image>"
@@ -50,6 +51,31 @@ def answer_text(answer: Any) -> str:
 def none_if_blank(value: Any) -> str | None:
     """``None`` for ``None`` or blank text, else the text."""
     return None if value is None or str(value).strip() == "" else str(value)
+
+
+def read_transform(value: Any, where: str) -> str | list[str] | None:
+    """A row's ``extra_info.transform`` in the form it is stored in.
+
+    The release's list (``["crop", "rotate_90"]``; parquet readers may give a tuple or a
+    numpy array) comes back as a list of strings, a name as the string, ``None`` or blank
+    text as ``None``. Text spelling a list (``"['crop', 'rotate_90']"``, written by older
+    versions of this package) is read as that list.
+
+    Raises:
+        RecordError: The value is not a name, a list of names or ``None``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        listed = _list_text(value)
+        if listed is None:
+            return none_if_blank(value)
+        value = listed
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(value)
+        if all(isinstance(item, str) for item in items):
+            return [str(item) for item in items]
+    raise RecordError(f"{where}: transform must be a name, a list of names or null, got {value!r}")
 
 
 def read_prompt(prompt: Any, where: str) -> list[dict[str, str]]:

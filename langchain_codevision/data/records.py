@@ -11,12 +11,16 @@ A row, as in the reference release's parquet files::
         "reward_model": {"style": "rule", "ground_truth": "OPEN"},
         "extra_info": {"answer": "OPEN", "bbox": [x0, y0, x1, y1] or None,
                        "dataset_name": "...", "index": 0, "question": "...",
-                       "split": "test", "transform": "rotate_90" or None},
+                       "split": "test", "transform": ["crop", "rotate_90"]},
     }
 
 The user turn holds one ``<image>`` placeholder per image. ``bbox`` is in the coordinate
-frame of the stored image. ``transform`` is a name string (chains as ``"a+b"``, see
-:mod:`langchain_codevision.data.transforms`).
+frame of the stored image. ``transform`` is stored as the release stores it: a list of
+names applied in order (``["crop", "rotate_90"]``), a single name (``"rotate_90"``) or
+``None``. Rows are read and written back in the form they came in; a chain named in code
+(``"crop+rotate_90"``, see :mod:`langchain_codevision.data.transforms`) is written as the
+list. :attr:`Record.transform_names` gives the names as a list whatever the form, and
+:attr:`Record.expected_fixes` the operations the release's reward expects.
 
 :func:`write_parquet` / :func:`read_parquet` keep images inline (PNG bytes);
 :func:`write_jsonl` / :func:`read_jsonl` save images as PNG files and store their paths,
@@ -46,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from PIL import Image
 
 from langchain_codevision.data._rows import (
@@ -55,11 +60,17 @@ from langchain_codevision.data._rows import (
     as_pil,
     check_bbox,
     count_placeholders,
-    none_if_blank,
     question_from_prompt,
     read_bbox,
     read_image,
     read_prompt,
+    read_transform,
+)
+from langchain_codevision.data._transform_base import Transform
+from langchain_codevision.data.transforms import (
+    expected_fixes,
+    transform_for_row,
+    transform_names,
 )
 from langchain_codevision.images import encode_image
 
@@ -112,6 +123,22 @@ class LoadedRecords(list):  # type: ignore[type-arg]
         self.skipped: list[SkippedRecord] = list(skipped)
 
 
+def _transform_value(transform: Any) -> str | list[str] | None:
+    """A record's transform in memory: a name, a list of names, or ``None``; never a repr."""
+    if transform is None or isinstance(transform, str):
+        return transform
+    if isinstance(transform, Transform):
+        return transform.name
+    if isinstance(transform, (list, tuple, np.ndarray)):
+        items = list(transform)
+        if all(isinstance(item, (str, Transform)) for item in items):
+            return [item.name if isinstance(item, Transform) else str(item) for item in items]
+    raise TypeError(
+        "a record's transform must be a name, a list of names, a Transform or None, "
+        f"got {type(transform).__name__}"
+    )
+
+
 @dataclass
 class Record:
     """One question about one or more images, with its answer and provenance.
@@ -121,7 +148,11 @@ class Record:
         answer: The ground-truth answer.
         images: The images (PIL); numpy arrays are converted.
         bbox: Where the answer is, ``[x0, y0, x1, y1]`` in the first image's pixels, or None.
-        transform: Name of the transform applied to the images (``"rotate_90"``), or None.
+        transform: The transforms applied to the images: a name (``"rotate_90"``), a chain
+            name (``"crop+rotate_90"``), a list of names as the release stores them
+            (``["crop", "rotate_90"]``), or None. Kept in the form given (a
+            :class:`~langchain_codevision.data.transforms.Transform` becomes its name, a
+            tuple or array a list); see :attr:`transform_names`.
         dataset_name: Source dataset name.
         index: Index within the dataset.
         split: ``"train"``, ``"test"``, ...
@@ -137,7 +168,7 @@ class Record:
     answer: str
     images: list[Image.Image] = field(default_factory=list)
     bbox: list[float] | None = None
-    transform: str | None = None
+    transform: str | list[str] | None = None
     dataset_name: str = ""
     index: int = 0
     split: str = "train"
@@ -151,8 +182,7 @@ class Record:
         self.images = [as_pil(image) for image in self.images]
         if not isinstance(self.answer, str):
             self.answer = answer_text(self.answer)
-        if self.transform is not None and not isinstance(self.transform, str):
-            self.transform = str(getattr(self.transform, "name", self.transform))
+        self.transform = _transform_value(self.transform)
         if self.bbox is not None:
             self.bbox = [float(v) for v in self.bbox]
 
@@ -164,6 +194,16 @@ class Record:
         placeholders = f"{IMAGE_PLACEHOLDER}\n" * len(self.images)
         turns.append({"role": "user", "content": placeholders + self.question})
         return turns
+
+    @property
+    def transform_names(self) -> list[str]:
+        """The names of the applied transforms, in order (``[]`` when none), for any form."""
+        return transform_names(self.transform)
+
+    @property
+    def expected_fixes(self) -> list[str]:
+        """The operations the release's reward expects here (see ``expected_fixes``)."""
+        return expected_fixes(self.transform)
 
     def chat_prompt(self) -> list[dict[str, str]]:
         """The verbatim :attr:`prompt` when set, else :meth:`build_prompt`."""
@@ -242,7 +282,7 @@ class Record:
             "index": int(self.index),
             "question": self.question,
             "split": self.split,
-            "transform": self.transform,
+            "transform": transform_for_row(self.transform),
             **self.extra,
         }
         return {
@@ -303,7 +343,7 @@ class Record:
                 answer=answer,
                 images=images,
                 bbox=read_bbox(extra_info.pop("bbox", None), where),
-                transform=none_if_blank(extra_info.pop("transform", None)),
+                transform=read_transform(extra_info.pop("transform", None), where),
                 dataset_name=str(dataset_name),
                 index=int(extra_info.pop("index", None) or 0),
                 split=str(extra_info.pop("split", None) or "train"),
@@ -432,7 +472,7 @@ def _pyarrow() -> Any:
     return pa, pq
 
 
-def _schema(pa: Any, extra_types: Mapping[str, Any]) -> Any:
+def _schema(pa: Any, extra_types: Mapping[str, Any], transform_type: Any) -> Any:
     info_fields = [
         ("answer", pa.string()),
         ("bbox", pa.list_(pa.float64())),
@@ -440,7 +480,7 @@ def _schema(pa: Any, extra_types: Mapping[str, Any]) -> Any:
         ("index", pa.int64()),
         ("question", pa.string()),
         ("split", pa.string()),
-        ("transform", pa.string()),
+        ("transform", transform_type),
         *extra_types.items(),
     ]
     return pa.schema(
@@ -456,7 +496,12 @@ def _schema(pa: Any, extra_types: Mapping[str, Any]) -> Any:
 
 
 def records_to_table(records: Iterable[Record]) -> Any:
-    """A ``pyarrow.Table`` in the verl layout (images inline as PNG bytes)."""
+    """A ``pyarrow.Table`` in the verl layout (images inline as PNG bytes).
+
+    ``extra_info.transform`` is a string column when every record stores a single name (or
+    none), else a list-of-strings column, the release's form, in which single names are
+    one-item lists (a parquet column has one type).
+    """
     pa, _ = _pyarrow()
     records = list(records)
     extra_types = {}
@@ -466,7 +511,13 @@ def records_to_table(records: Iterable[Record]) -> Any:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ValueError(f"extra_info key {key!r} has mixed types across records") from exc
     rows = [record.to_row() for record in records]
-    return pa.Table.from_pylist(rows, schema=_schema(pa, extra_types))
+    transform_type = pa.string()
+    if any(isinstance(row["extra_info"]["transform"], list) for row in rows):
+        transform_type = pa.list_(pa.string())
+        for row in rows:
+            if isinstance(row["extra_info"]["transform"], str):
+                row["extra_info"]["transform"] = [row["extra_info"]["transform"]]
+    return pa.Table.from_pylist(rows, schema=_schema(pa, extra_types, transform_type))
 
 
 def write_parquet(

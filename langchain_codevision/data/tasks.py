@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..protocol.answers import answers_match
 from . import teacher as T
 from .transforms import ORIENTATIONS, get_transform
 
@@ -240,8 +241,13 @@ def verify(task: SynthTask, state: Mapping[str, Any]) -> str | None:
     steps = state.get("steps", [])
     if [s["ok"] for s in steps] != task.plan.expect_ok:
         return f"steps ok={[s['ok'] for s in steps]}, expected {task.plan.expect_ok}"
-    if (state.get("answer") or "").strip() != task.answer.strip():
-        return f"answer {state.get('answer')!r} != {task.answer!r}"
+    # The release's rule (the one its reward applies), so that every kept trajectory earns
+    # the accuracy reward. Both sides are stripped first: the release compares a truth with
+    # surrounding spaces exactly and would reject " OPEN" answered as "OPEN". No normalised
+    # rule: the teacher answers with the truth itself, so case never differs.
+    answer = (state.get("answer") or "").strip()
+    if not answers_match(answer, task.answer.strip()):
+        return f"answer {state.get('answer')!r} does not match {task.answer!r}"
     images = state.get("images", [])
     for index, wanted in task.expected:
         if index >= len(images):

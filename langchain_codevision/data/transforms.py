@@ -1,9 +1,11 @@
 """Invertible image transforms by name: the registry, chains and serialisation.
 
-Records store a transform as its name string, as the reference release does
-(``"rotate_90"``, ``"flip_horizontal"``, ``"crop"``, ...). A chain is stored as its step
-names joined by ``"+"`` and applied left to right (``"rotate_90+flip_horizontal"`` rotates,
-then flips). Names carry no parameters; :meth:`Transform.to_dict` keeps them
+Records store transforms by name, as the reference release does: one name
+(``"rotate_90"``, ``"flip_horizontal"``, ``"crop"``, ...) or a list of names applied in order
+(``["crop", "rotate_90"]``). In code a chain is also named by its steps joined with ``"+"``
+(``"rotate_90+flip_horizontal"`` rotates, then flips); rows store it as the list
+(:func:`transform_for_row`), and :func:`transform_names` reads every form back as a list.
+Names carry no parameters; :meth:`Transform.to_dict` keeps them
 (``{"name": "blur", "radius": 2.5}``; a chain adds ``"steps"``, a list of such dicts).
 
 * Orientation transforms (:data:`ORIENTATIONS`): ``rotate_90``, ``rotate_180``,
@@ -18,17 +20,22 @@ exactly (see :mod:`langchain_codevision.data._transform_base` for the coordinate
 
 Example:
     >>> from PIL import Image
-    >>> from langchain_codevision.data.transforms import fix_for, parse_transform
+    >>> from langchain_codevision.data.transforms import (
+    ...     expected_fixes, fix_for, parse_transform, transform_for_row)
     >>> image = Image.new("L", (40, 30))
     >>> chain = parse_transform("rotate_90+flip_horizontal").bind(image.size)
     >>> chain.inverse().apply(chain.apply(image)).tobytes() == image.tobytes()
     True
     >>> chain.inverse().name, fix_for("rotate_90")
     ('flip_horizontal+rotate_270', 'rotate_270')
+    >>> transform_for_row("crop+rotate_90"), expected_fixes(["crop", "rotate_90"])
+    (['crop', 'rotate_90'], ['crop', 'rotate_270'])
 """
 
 from __future__ import annotations
 
+import ast
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -335,6 +342,137 @@ def _names(name: str) -> list[str]:
     return steps
 
 
+# -- names as records store them -----------------------------------------------------------------
+TransformSpec = str | Sequence[Any] | Transform | Mapping[str, Any] | None
+"""Any stored or in-code form of a record's transform."""
+
+
+def _list_text(text: str) -> list[Any] | None:
+    """The list that ``text`` spells in JSON or Python literal syntax, else ``None``."""
+    stripped = text.strip()
+    if not (stripped.startswith("[") and stripped.endswith("]")):
+        return None
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(stripped)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(value, list):
+            return value
+    return None
+
+
+def transform_names(transform: TransformSpec) -> list[str]:
+    """The names of the transforms applied, in order, whatever form they are stored in.
+
+    Args:
+        transform: ``None``; a name (``"rotate_90"``); a chain name (``"crop+rotate_90"``);
+            a list, tuple or array of names (the release's form, ``["crop", "rotate_90"]``);
+            the text of such a list (``"['crop', 'rotate_90']"``, as older writers stored
+            it); a :class:`Transform`; or a dict from :meth:`Transform.to_dict`.
+
+    Returns:
+        The step names, stripped, with identity names (``""``, ``"none"``, ``"identity"``,
+        ``"original"``) left out; ``[]`` when nothing was applied. Names are not checked
+        against the registry (release data may carry names this package does not know).
+
+    Raises:
+        TypeError: ``transform`` (or a list item) is of no supported kind.
+    """
+    if transform is None:
+        return []
+    if isinstance(transform, Transform):
+        items: list[Any] = list(transform.steps) if isinstance(transform, Compose) else [transform]
+        return [n for item in items for n in _split(item.name)]
+    if isinstance(transform, str):
+        listed = _list_text(transform)
+        return _split(transform) if listed is None else transform_names(listed)
+    if isinstance(transform, Mapping):
+        if "steps" in transform:
+            return transform_names(list(transform["steps"]))
+        return transform_names(str(transform.get("name", "")))
+    if isinstance(transform, (Sequence, np.ndarray)):
+        names: list[str] = []
+        for item in list(transform):
+            if isinstance(item, (str, Transform, Mapping)):
+                names.extend(transform_names(item))
+            else:
+                raise TypeError(f"a transform list holds names, got {type(item).__name__}")
+        return names
+    raise TypeError(f"cannot read transform names from {type(transform).__name__}")
+
+
+def _split(name: str) -> list[str]:
+    parts = (part.strip() for part in str(name).split("+"))
+    return [part for part in parts if part.lower() not in _IDENTITY_ALIASES]
+
+
+def transform_for_row(transform: TransformSpec) -> str | list[str] | None:
+    """The form a row stores: the release's list for a chain, a name for a single transform.
+
+    A list stays the same list (its items as strings; only chain-named items are expanded),
+    so release rows are written back unchanged; a single name stays a string; a chain
+    (``"crop+rotate_90"``, a :class:`Compose`) becomes the list of its step names
+    (``["crop", "rotate_90"]``, identity steps left out); nothing applied gives ``None``.
+    A list is never turned into its text.
+
+    Raises:
+        TypeError: ``transform`` is of no supported kind.
+    """
+    if transform is None:
+        return None
+    if isinstance(transform, str) and _list_text(transform) is not None:
+        transform = _list_text(transform)
+    if isinstance(transform, (list, tuple, np.ndarray)):
+        stored: list[str] = []
+        for item in list(transform):
+            if not isinstance(item, (str, Transform)):
+                raise TypeError(f"a transform list holds names, got {type(item).__name__}")
+            name = item.name if isinstance(item, Transform) else str(item)
+            stored.extend(transform_names(name) if "+" in name else [name])
+        return stored
+    if isinstance(transform, (str, Transform)):
+        names = transform_names(transform)
+        chain = isinstance(transform, Compose) or "+" in str(transform)
+        if not names:
+            return None
+        return names if chain else names[0]
+    return transform_names(transform)
+
+
+def expected_fixes(transform: TransformSpec) -> list[str]:
+    """The operations the release's reward expects a model to use on a record.
+
+    As the release's reward computes them: each ``rotate_X`` expects its inverse
+    ``rotate_{(360 - X) % 360}`` (nothing when that is no quarter turn, or ``X`` is no
+    integer); every other name (flips, which are their own inverse, ``crop``, and any
+    other name) is expected as it is. The release keeps a set; this returns the names in
+    the order of the transforms, each once. Accepts every form :func:`transform_names`
+    reads; chain names (``"crop+rotate_90"``, this package's, never the release's) are
+    split into their steps first.
+
+    Example:
+        >>> expected_fixes(["crop", "rotate_90"]), expected_fixes("flip_vertical")
+        (['crop', 'rotate_270'], ['flip_vertical'])
+        >>> expected_fixes(None), expected_fixes("rotate_180+rotate_180")
+        ([], ['rotate_180'])
+    """
+    fixes: list[str] = []
+    for name in transform_names(transform):
+        fix: str | None = name
+        if name.startswith("rotate_"):
+            fix = None
+            try:
+                inverse = (360 - int(name.split("_")[1]) % 360) % 360
+            except ValueError:
+                inverse = 0
+            if inverse in (90, 180, 270):
+                fix = f"rotate_{inverse}"
+        if fix is not None and fix not in fixes:
+            fixes.append(fix)
+    return fixes
+
+
 _ORIENTATION_INVERSE = {
     "rotate_90": "rotate_270",
     "rotate_180": "rotate_180",
@@ -371,12 +509,16 @@ __all__ = [
     "ScaleDown",
     "Size",
     "Transform",
+    "TransformSpec",
     "Uncrop",
     "compose",
+    "expected_fixes",
     "fix_for",
     "get_transform",
     "image_size",
     "inverse_name",
     "parse_transform",
+    "transform_for_row",
     "transform_from_dict",
+    "transform_names",
 ]
