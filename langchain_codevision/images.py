@@ -3,32 +3,86 @@
 * :func:`load_image` accepts a path, ``file://`` or ``http(s)://`` URL, raw bytes, base64,
   a data URL, a PIL image or a numpy array, and raises :class:`ImageInputError` (a
   ``ValueError``) with a clear message for anything unreadable, unsupported or too large.
+  The rules it enforces:
+
+  - **Bytes**: a file is refused from its size on disk, before anything is read, when it is
+    larger than ``max_bytes`` (:data:`DEFAULT_MAX_INPUT_BYTES`); bytes, base64 and data URLs
+    are held to the same cap. Format detection reads only the file's header.
+  - **Downloads** (``http``/``https`` only): one *total* deadline for connecting, redirects,
+    headers and body (``url_timeout``, :data:`DEFAULT_URL_DEADLINE`), however slowly the
+    server sends; a byte cap, checked against ``Content-Length`` before the body and again
+    while reading; at most :data:`MAX_REDIRECTS` redirects, only to ``http``/``https`` and
+    never from ``https`` down to ``http``. Proxies from the environment are not used.
+  - **Pixels**: more than ``max_pixels`` (:data:`DEFAULT_MAX_INPUT_PIXELS`) is refused as a
+    possible decompression bomb, checked from the header before pixels are decoded.
+  - **EXIF orientation** is applied (the user saw the upright image), and the original tag
+    value is recorded in ``image.info[EXIF_TRANSPOSED_KEY]``; see :data:`EXIF_TRANSPOSED_KEY`.
+  - **Modes**: every PIL mode and numpy dtype becomes ``L``, ``RGB`` or ``RGBA`` by the rules
+    of :func:`to_standard_mode` (16-bit and float data are scaled, not clipped).
+
 * :func:`fit_pixel_budget` resizes a copy into a model's pixel budget (multiples of 28 for the
-  Qwen-VL family); the tool itself always works on originals.
+  Qwen-VL family) at any aspect ratio; the tool itself always works on originals.
 * :func:`to_image_block` encodes an image as a LangChain standard image content block, and
   :func:`image_from_block` reads one back (any provider format, via ``content_blocks``).
+  :func:`encode_image` accepts an image of any mode.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import functools
+import http.client
 import io
 import math
 import os
+import re
+import socket
+import ssl
+import stat
+import threading
+import time
+import urllib.parse
 import urllib.request
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_INPUT_PIXELS = 64_000_000
 """Largest input accepted (pixels); beyond it an image is treated as a decompression bomb."""
 
+DEFAULT_MAX_INPUT_BYTES = 256 * 1024 * 1024
+"""Largest encoded input accepted (bytes): file size on disk, download, bytes or base64."""
+
+DEFAULT_URL_DEADLINE = 20.0
+"""Seconds an ``http(s)`` download may take in total (connect, redirects, headers, body)."""
+
+MAX_REDIRECTS = 5
+"""Most redirects followed for one download."""
+
+EXIF_TRANSPOSED_KEY = "codevision_exif_transposed"
+"""``image.info`` key set by :func:`load_image` when it applied an EXIF orientation.
+
+Its value is the original EXIF ``Orientation`` tag (2-8); the pixels returned are upright
+(as a viewer shows them) and carry no orientation tag any more. Absent when nothing was done.
+"""
+
+REFUSED_FORMATS = frozenset({"EPS"})
+"""PIL formats never opened: EPS runs an external interpreter (Ghostscript) to decode."""
+
 ImageFormat = Literal["png", "jpeg", "webp"]
+
+STANDARD_MODES = ("L", "RGB", "RGBA")
+"""The modes :func:`load_image` returns."""
+
+_PNG_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA"})
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_EXIF_ORIENTATION = 0x0112
 
 
 class ImageInputError(ValueError):
@@ -39,18 +93,31 @@ def load_image(
     source: Any,
     *,
     max_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
-    url_timeout: float = 20.0,
+    url_timeout: float = DEFAULT_URL_DEADLINE,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+    exif_transpose: bool = True,
 ) -> Image.Image:
     """Load an image from any supported source into a decoded PIL image.
 
     Args:
         source: Path (str or ``os.PathLike``), ``file://``/``http(s)://`` URL, data URL,
-            base64 string, ``bytes``, PIL image or numpy array (HxW or HxWxC).
-        max_pixels: Reject images with more pixels than this (decompression bombs).
-        url_timeout: Seconds allowed for an ``http(s)`` download.
+            base64 string, ``bytes``, PIL image or numpy array (HxW or HxWxC, C in 1-4).
+            Other URL schemes (``ftp://``, ...) are refused.
+        max_pixels: Reject images with more pixels than this (decompression bombs); read from
+            the header, before the pixels are decoded (for arrays: before conversion).
+        url_timeout: Total deadline in seconds for an ``http(s)`` download: connecting,
+            redirects, headers and body together, not a per-read timeout.
+        max_bytes: Reject encoded inputs larger than this: a file (by its size on disk,
+            before reading it), a download (by ``Content-Length``, then while reading),
+            bytes, base64 strings and data URLs.
+        exif_transpose: Apply the EXIF orientation tag, so that the pixels are upright as a
+            viewer shows them, and record the tag in ``image.info[EXIF_TRANSPOSED_KEY]``.
+            Also applies to PIL inputs that still carry such a tag.
 
     Returns:
-        A fully loaded PIL image (RGB, RGBA or L).
+        A fully loaded PIL image in mode ``L``, ``RGB`` or ``RGBA`` (see
+        :func:`to_standard_mode`). A PIL input already in one of these modes, upright and
+        within the limits, is returned as is.
 
     Raises:
         ImageInputError: The source is unsupported, unreadable, corrupt or too large.
@@ -58,23 +125,42 @@ def load_image(
     if isinstance(source, Image.Image):
         image = source
     elif isinstance(source, np.ndarray):
-        image = _from_array(source)
+        image = _from_array(source, max_pixels)
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        image = _decode(bytes(source), "the given bytes", max_pixels)
+        data = bytes(source)
+        _check_bytes(len(data), "the given bytes", max_bytes)
+        image = _decode(io.BytesIO(data), "the given bytes", max_pixels)
     elif isinstance(source, os.PathLike):
-        image = _open_path(Path(source), max_pixels)
+        image = _open_path(Path(source), max_pixels, max_bytes)
     elif isinstance(source, str):
-        image = _from_string(source.strip(), max_pixels, url_timeout)
+        image = _from_string(source.strip(), max_pixels, url_timeout, max_bytes)
     else:
         raise ImageInputError(
             f"unsupported image input of type {type(source).__name__}; pass a path, URL, "
             "bytes, base64 string, data URL, PIL image or numpy array"
         )
     _check_size(image, max_pixels, "the image")
-    return _normalise_mode(image)
+    orientation = _exif_orientation(image) if exif_transpose else 1
+    if orientation != 1:
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception:  # a broken EXIF block: keep the pixels as stored
+            orientation = 1
+    image = to_standard_mode(image)
+    if orientation != 1:
+        image.info[EXIF_TRANSPOSED_KEY] = orientation
+    return image
 
 
-def _from_string(text: str, max_pixels: int, url_timeout: float) -> Image.Image:
+def _exif_orientation(image: Image.Image) -> int:
+    try:
+        value = int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # unreadable EXIF: nothing to apply
+        return 1
+    return value if 2 <= value <= 8 else 1
+
+
+def _from_string(text: str, max_pixels: int, url_timeout: float, max_bytes: int) -> Image.Image:
     if not text:
         raise ImageInputError("the image string is empty")
     lowered = text[:16].lower()
@@ -82,18 +168,41 @@ def _from_string(text: str, max_pixels: int, url_timeout: float) -> Image.Image:
         header, _, payload = text.partition(",")
         if ";base64" not in header:
             raise ImageInputError("only base64 data URLs are supported (data:image/...;base64,)")
-        return _decode(_b64(payload), "the data URL", max_pixels)
-    if lowered.startswith(("http://", "https://")):
-        return _decode(_download(text, url_timeout), text, max_pixels)
-    if lowered.startswith("file://"):
-        return _open_path(Path(urllib.request.url2pathname(text[7:])), max_pixels)
+        _check_bytes(len(payload) * 3 // 4, "the data URL", max_bytes)
+        return _decode(io.BytesIO(_b64(payload)), "the data URL", max_pixels)
+    scheme = _URL_SCHEME.match(text)
+    if scheme:
+        name = scheme.group(1).lower()
+        if name in ("http", "https"):
+            data = _download(text, url_timeout, max_bytes)
+            return _decode(io.BytesIO(data), text, max_pixels)
+        if name == "file":
+            parts = urllib.parse.urlsplit(text)
+            if parts.netloc not in ("", "localhost"):
+                raise ImageInputError(
+                    f"file URLs must name a local path, got host {parts.netloc!r}"
+                )
+            path = Path(urllib.request.url2pathname(parts.path))
+            return _open_path(path, max_pixels, max_bytes)
+        raise ImageInputError(
+            f"unsupported URL scheme {name!r} in {text[:80]!r}; use http(s), a data URL or a "
+            "local path"
+        )
     if len(text) < 4096 and (os.sep in text or "." in text[-6:]):
         path = Path(text).expanduser()
-        if path.exists() or not _looks_like_base64(text):
-            return _open_path(path, max_pixels)
+        if _exists(path) or not _looks_like_base64(text):
+            return _open_path(path, max_pixels, max_bytes)
     if _looks_like_base64(text):
-        return _decode(_b64(text), "the base64 string", max_pixels)
-    return _open_path(Path(text).expanduser(), max_pixels)
+        _check_bytes(len(text) * 3 // 4, "the base64 string", max_bytes)
+        return _decode(io.BytesIO(_b64(text)), "the base64 string", max_pixels)
+    return _open_path(Path(text).expanduser(), max_pixels, max_bytes)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # name too long, embedded NUL, ...
+        return False
 
 
 def _looks_like_base64(text: str) -> bool:
@@ -108,37 +217,207 @@ def _b64(payload: str) -> bytes:
         raise ImageInputError(f"invalid base64 image data: {exc}") from exc
 
 
-def _download(url: str, timeout: float) -> bytes:
+def _size_text(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB ({n:,} bytes)"
+
+
+def _check_bytes(n: int, origin: str, max_bytes: int) -> None:
+    if n > max_bytes:
+        raise ImageInputError(
+            f"{origin}: {_size_text(n)} exceeds the input cap of {_size_text(max_bytes)}; "
+            "raise max_bytes to allow it"
+        )
+
+
+class _Deadline:
+    """Shuts the current connection's socket down when the total deadline passes.
+
+    A timer, not socket timeouts: a server that sends one byte per second satisfies every
+    per-read timeout, in the headers as much as in the body.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.fired = False
+        self._lock = threading.Lock()
+        self._conn: http.client.HTTPConnection | None = None
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0 or self.fired:
+            raise TimeoutError("deadline passed")
+        return left
+
+    def watch(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._conn = conn
+        if self.fired:
+            raise TimeoutError("deadline passed")
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sock = self._conn.sock if self._conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+class _DownloadError(Exception):
+    pass
+
+
+def _download(url: str, deadline_s: float, max_bytes: int) -> bytes:
+    """GET ``url`` within ``deadline_s`` seconds in total and at most ``max_bytes`` bytes."""
+    deadline = _Deadline(deadline_s)
+    received = [0]
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.read(256 * 1024 * 1024 + 1)
-    except OSError as exc:
+        return _fetch(url, deadline, max_bytes, received)
+    except _DownloadError as exc:
+        raise ImageInputError(f"could not download image {url}: {exc}") from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if deadline.fired or time.monotonic() >= deadline.end:
+            raise ImageInputError(_deadline_message(url, deadline_s, received[0])) from None
         raise ImageInputError(f"could not download image {url}: {exc}") from exc
+    finally:
+        deadline.cancel()
 
 
-def _open_path(path: Path, max_pixels: int) -> Image.Image:
-    if not path.exists():
-        raise ImageInputError(f"image file not found: {path}")
-    if not path.is_file():
-        raise ImageInputError(f"not a file: {path}")
-    return _decode(path.read_bytes(), str(path), max_pixels)
+def _deadline_message(url: str, deadline_s: float, received: int) -> str:
+    return (
+        f"could not download image {url}: no complete response within the total deadline of "
+        f"{deadline_s:g} s ({received:,} body bytes received); raise url_timeout to allow "
+        "slower servers"
+    )
 
 
-def _decode(data: bytes, origin: str, max_pixels: int) -> Image.Image:
-    if not data:
-        raise ImageInputError(f"{origin}: no image data (0 bytes)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+def _fetch(url: str, deadline: _Deadline, max_bytes: int, received: list[int]) -> bytes:
+    current = url
+    for _hop in range(MAX_REDIRECTS + 1):
+        parts = urllib.parse.urlsplit(current)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise _DownloadError(f"not an http(s) URL: {current[:200]!r}")
+        if parts.scheme.lower() == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                parts.hostname,
+                parts.port,
+                timeout=deadline.remaining(),
+                context=ssl.create_default_context(),
+            )
+        else:
+            conn = http.client.HTTPConnection(
+                parts.hostname, parts.port, timeout=deadline.remaining()
+            )
+        deadline.watch(conn)
         try:
-            image = Image.open(io.BytesIO(data))
-            _check_size(image, max_pixels, origin)
-            image.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageInputError(f"{origin}: refused as a decompression bomb ({exc})") from exc
-        except UnidentifiedImageError as exc:
-            raise ImageInputError(f"{origin}: not a recognised image format") from exc
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageInputError(f"{origin}: corrupt or truncated image ({exc})") from exc
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            conn.request(
+                "GET",
+                target,
+                headers={
+                    "User-Agent": "langchain-codevision",
+                    "Accept": "image/*",
+                    "Accept-Encoding": "identity",
+                    "Connection": "close",
+                },
+            )
+            response = conn.getresponse()
+            deadline.remaining()
+            if response.status in _REDIRECTS:
+                current = _redirect_target(current, response.getheader("Location"))
+                continue
+            if response.status != 200:
+                raise _DownloadError(f"HTTP {response.status} {response.reason}")
+            length = response.getheader("Content-Length")
+            if length is not None and length.strip().isdigit() and int(length) > max_bytes:
+                raise _DownloadError(
+                    f"the server announces {_size_text(int(length))} (Content-Length), over "
+                    f"the cap of {_size_text(max_bytes)}; raise max_bytes to allow it"
+                )
+            chunks = []
+            while True:
+                chunk = response.read1(64 * 1024)
+                deadline.remaining()
+                if not chunk:
+                    break
+                received[0] += len(chunk)
+                if received[0] > max_bytes:
+                    raise _DownloadError(
+                        f"more than {_size_text(max_bytes)} received, over the cap; raise "
+                        "max_bytes to allow it"
+                    )
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            conn.close()
+    raise _DownloadError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _redirect_target(current: str, location: str | None) -> str:
+    if not location:
+        raise _DownloadError("redirect without a Location header")
+    target = urllib.parse.urljoin(current, location.strip())
+    scheme = urllib.parse.urlsplit(target).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise _DownloadError(f"redirect to a non-http(s) URL refused: {target[:200]!r}")
+    if scheme == "http" and urllib.parse.urlsplit(current).scheme.lower() == "https":
+        raise _DownloadError(f"redirect from https down to http refused: {target[:200]!r}")
+    return target
+
+
+def _open_path(path: Path, max_pixels: int, max_bytes: int) -> Image.Image:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ImageInputError(f"image file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise ImageInputError(f"cannot read image file {path}: {exc}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageInputError(f"not a file: {path}")
+    if info.st_size == 0:
+        raise ImageInputError(f"{path}: no image data (0 bytes)")
+    _check_bytes(info.st_size, str(path), max_bytes)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, after decoding
+    except OSError as exc:
+        raise ImageInputError(f"cannot read image file {path}: {exc}") from exc
+    with handle:
+        return _decode(handle, str(path), max_pixels)
+
+
+@functools.cache
+def _openable_formats() -> tuple[str, ...]:
+    Image.init()
+    return tuple(name for name in Image.ID if name not in REFUSED_FORMATS)
+
+
+def _decode(stream: io.IOBase | Any, origin: str, max_pixels: int) -> Image.Image:
+    """Identify from the header, check the pixel count, then decode the pixels."""
+    if stream.seekable():
+        stream.seek(0, os.SEEK_END)
+        if stream.tell() == 0:
+            raise ImageInputError(f"{origin}: no image data (0 bytes)")
+        stream.seek(0)
+    try:
+        image = Image.open(stream, formats=_openable_formats())
+    except Image.DecompressionBombError as exc:
+        raise ImageInputError(f"{origin}: refused as a decompression bomb ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageInputError(f"{origin}: not a recognised image format") from exc
+    except Exception as exc:  # PIL plugins raise many kinds on broken headers
+        raise ImageInputError(f"{origin}: corrupt or truncated image ({exc})") from exc
+    _check_size(image, max_pixels, origin)
+    try:
+        image.load()
+    except Exception as exc:  # OSError "truncated", SyntaxError "broken PNG", ...
+        raise ImageInputError(f"{origin}: corrupt or truncated image ({exc})") from exc
     return image
 
 
@@ -153,32 +432,114 @@ def _check_size(image: Image.Image, max_pixels: int, origin: str) -> None:
         )
 
 
-def _from_array(array: np.ndarray) -> Image.Image:
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+_ARRAY_MODES = {2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def _from_array(array: np.ndarray, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> Image.Image:
+    """A PIL image from a numpy array (see :func:`to_standard_mode` for the value rules)."""
+    if array.dtype.kind not in "biuf":
         raise ImageInputError(
-            f"numpy image must be HxW, HxWx3 or HxWx4, got shape {tuple(array.shape)}"
+            f"numpy image dtype {array.dtype} is not supported; use bool, integer or float"
         )
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8) * 255
-    elif array.dtype != np.uint8:
-        if np.issubdtype(array.dtype, np.floating) and array.size and float(array.max()) <= 1.0:
-            array = array * 255.0
-        array = np.clip(array, 0, 255).astype(np.uint8)
-    return Image.fromarray(np.ascontiguousarray(array))
+    channels = array.shape[2] if array.ndim == 3 else None
+    if array.ndim not in (2, 3) or (channels is not None and not 1 <= channels <= 4):
+        raise ImageInputError(
+            "numpy image must be HxW, HxWx1, HxWx2 (grey + alpha), HxWx3 (RGB) or HxWx4 "
+            f"(RGBA), got shape {tuple(array.shape)}"
+        )
+    height, width = array.shape[:2]
+    if width == 0 or height == 0:
+        raise ImageInputError(f"the image: has a zero-sized side ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageInputError(
+            f"the image: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+            f"{max_pixels:,} (possible decompression bomb); raise max_pixels to allow it"
+        )
+    if channels == 1:
+        array = array[..., 0]
+    data = np.ascontiguousarray(_to_uint8(array))
+    image = Image.fromarray(data)
+    return image.convert("RGBA") if image.mode == "LA" else image
 
 
-def _normalise_mode(image: Image.Image) -> Image.Image:
-    if image.mode in ("RGB", "RGBA", "L"):
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """8-bit values by the range rules of :func:`to_standard_mode` (all channels together)."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype.kind == "b":
+        return array.astype(np.uint8) * np.uint8(255)
+    if array.size == 0:
+        return array.astype(np.uint8)
+    if array.dtype.kind in "iu":
+        low, high = int(array.min()), int(array.max())
+        if low >= 0 and high <= 255:
+            return array.astype(np.uint8)
+        if low >= 0 and high <= 65535:
+            return ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        return _stretch(array.astype(np.float64), float(low), float(high))
+    values = array.astype(np.float64 if array.dtype.itemsize > 4 else np.float32)
+    finite = np.isfinite(values)
+    if not finite.all():
+        values = np.where(finite, values, 0)
+    low, high = float(values.min()), float(values.max())
+    if low >= 0 and high <= 1:
+        values = values * 255
+    elif not (low >= 0 and high <= 255):
+        return _stretch(values, low, high)
+    return np.clip(np.floor(values + 0.5), 0, 255).astype(np.uint8)
+
+
+def _stretch(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    if high <= low:  # constant: its value, clipped
+        return np.clip(values, 0, 255).astype(np.uint8)
+    scaled = (values - low) * (255.0 / (high - low))
+    return np.clip(np.floor(scaled + 0.5), 0, 255).astype(np.uint8)
+
+
+def to_standard_mode(image: Image.Image) -> Image.Image:
+    """``image`` in mode ``L``, ``RGB`` or ``RGBA`` (itself when it already is).
+
+    Rules, for PIL modes and numpy dtypes alike:
+
+    * ``1`` and ``bool`` become ``L`` (0/255); ``P`` becomes ``RGBA`` when it has
+      transparency, else ``RGB``; ``LA``, ``La``, ``PA`` and ``RGBa`` (premultiplied alpha,
+      undone) become ``RGBA``; every other colour mode (``CMYK``, ``YCbCr``, ``HSV``,
+      ``LAB``, ``RGBX``, ...) becomes ``RGB`` through PIL's conversion.
+    * Single-channel wide modes (``I``, ``I;16``, ``I;16B``, ``I;16L``, ``I;16N``, ``F``) and
+      wide arrays become 8 bits by their value range, all channels together: integers within
+      0..255 are kept; within 0..65535 they are read as 16-bit and scaled by 255/65535;
+      anything else (negative or larger) is stretched linearly from its minimum..maximum to
+      0..255. Floats: NaN and +/-inf become 0 first; values within [0, 1] are scaled by 255,
+      within [0, 255] rounded, anything else stretched from minimum..maximum (a constant
+      image is clipped to 0..255 instead).
+    * numpy shapes: HxW and HxWx1 give ``L``, HxWx2 (grey + alpha) ``RGBA``, HxWx3 ``RGB``,
+      HxWx4 ``RGBA``; other shapes and dtypes (complex, object, ...) are refused.
+
+    Raises:
+        ImageInputError: The mode cannot be converted (should not happen for PIL's modes).
+    """
+    mode = image.mode
+    if mode in STANDARD_MODES:
         return image
-    if image.mode in ("LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        return image.convert("RGBA")
-    if image.mode == "I;16" or image.mode == "I":
-        array = np.asarray(image, dtype=np.float64)
-        top = float(array.max()) or 1.0
-        return Image.fromarray((array / top * 255).astype(np.uint8))
-    return image.convert("RGB")
+    if mode == "1":
+        return image.convert("L")
+    if mode in ("I", "F") or mode.startswith("I;"):
+        converted = Image.fromarray(np.ascontiguousarray(_to_uint8(np.asarray(image))))
+        converted.info.update(image.info)
+        return converted
+    try:
+        if mode == "La":
+            image = image.convert("LA")
+        if mode in ("La", "LA", "PA", "RGBa"):
+            return image.convert("RGBA")
+        if mode == "P":
+            return image.convert("RGBA" if "transparency" in image.info else "RGB")
+        return image.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise ImageInputError(f"cannot convert an image in mode {mode} to RGB: {exc}") from exc
+
+
+_normalise_mode = to_standard_mode
 
 
 @dataclass(frozen=True)
@@ -186,8 +547,11 @@ class PixelBudget:
     """How large the images shown to the model may be.
 
     Attributes:
-        min_pixels: Smallest area after resizing.
-        max_pixels: Largest area after resizing (the reference caps near 1024*8*28*28).
+        min_pixels: Smallest area after resizing (met whenever the ``factor`` grid and
+            ``max_pixels`` allow it; ``max_pixels`` wins).
+        max_pixels: Largest area after resizing, a hard bound at any aspect ratio (the
+            reference caps near 1024*8*28*28). Must hold at least one ``factor`` x ``factor``
+            cell.
         factor: Sides are rounded to multiples of this (28 for Qwen2.5-VL).
     """
 
@@ -198,10 +562,43 @@ class PixelBudget:
     def __post_init__(self) -> None:
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ValueError("need 0 < min_pixels <= max_pixels")
+        if self.factor < 1:
+            raise ValueError("need factor >= 1")
+        if self.max_pixels < self.factor * self.factor:
+            raise ValueError(
+                f"max_pixels {self.max_pixels:,} cannot hold one {self.factor}x{self.factor} "
+                f"cell; need max_pixels >= factor**2 = {self.factor * self.factor:,}"
+            )
+
+    @property
+    def max_aspect_ratio(self) -> int:
+        """Largest aspect ratio the budget can show undistorted (one cell high, the rest long)."""
+        return self.max_pixels // (self.factor * self.factor)
 
 
 def budget_size(width: int, height: int, budget: PixelBudget) -> tuple[int, int]:
-    """Qwen-style smart resize: keep the aspect ratio, fit the area, round to ``factor``."""
+    """Qwen-style smart resize: keep the aspect ratio, fit the area, round to ``factor``.
+
+    Both sides come out as multiples of ``budget.factor`` (at least one factor each), with
+    ``width * height <= budget.max_pixels`` always, at any aspect ratio. As in Qwen's
+    ``smart_resize``, each side is rounded to the factor grid, scaled down (flooring) when the
+    area exceeds ``max_pixels`` and up (ceiling) when it is below ``min_pixels``.
+
+    When that overshoots ``max_pixels`` (one side held at the one-factor minimum, or the
+    upscale rounding past the cap), the size is recomputed as the largest grid size at the
+    image's aspect ratio that fits: ``floor(sqrt(cells * r))`` by ``floor(sqrt(cells / r))``
+    cells, with ``cells = max_pixels // factor**2`` and ``r = width / height``, each at least
+    one. Beyond an aspect ratio of ``budget.max_aspect_ratio`` (``cells``) the short side is
+    one factor and the long side ``cells`` factors: the image is squeezed along its long side
+    (a 1,000,000x1 input goes out as 28672x28 under the default budget), a documented
+    distortion rather than an oversized image. Callers that prefer to refuse such inputs can
+    compare the aspect ratio with ``budget.max_aspect_ratio`` first.
+
+    Raises:
+        ValueError: A side is smaller than 1.
+    """
+    if width < 1 or height < 1:
+        raise ValueError(f"cannot fit a {width}x{height} image: a side is smaller than 1")
     f = budget.factor
     w = max(f, round(width / f) * f)
     h = max(f, round(height / f) * f)
@@ -213,27 +610,59 @@ def budget_size(width: int, height: int, budget: PixelBudget) -> tuple[int, int]
         scale = math.sqrt(budget.min_pixels / (width * height))
         w = math.ceil(width * scale / f) * f
         h = math.ceil(height * scale / f) * f
+    if w * h > budget.max_pixels:
+        cells = budget.max_pixels // (f * f)
+        ratio = width / height
+        cols = max(1, math.floor(math.sqrt(cells * ratio)))
+        rows = max(1, math.floor(math.sqrt(cells / ratio)))
+        if cols >= rows:  # one side may sit at its one-cell minimum: cap the other
+            rows = min(rows, cells)
+            cols = min(cols, cells // rows)
+        else:
+            cols = min(cols, cells)
+            rows = min(rows, cells // cols)
+        w, h = cols * f, rows * f
     return w, h
 
 
 def fit_pixel_budget(image: Image.Image, budget: PixelBudget | None) -> Image.Image:
-    """A copy of ``image`` resized into ``budget`` (the original when no budget is set)."""
+    """A copy of ``image`` resized into ``budget`` (the original when no budget is set).
+
+    The size follows :func:`budget_size`; an image in a wide or unusual mode is brought to
+    ``L``/``RGB``/``RGBA`` (:func:`to_standard_mode`) before resizing.
+    """
     if budget is None:
         return image
     size = budget_size(*image.size, budget)
     if size == image.size:
         return image
+    if image.mode not in STANDARD_MODES:
+        image = to_standard_mode(image)
     return image.resize(size, Image.Resampling.BICUBIC)
 
 
 def encode_image(image: Image.Image, fmt: ImageFormat = "png", quality: int = 90) -> bytes:
-    """Encode for transport: PNG (lossless, fast level) for text, JPEG/WebP when smaller wins."""
+    """Encode for transport: PNG (lossless, fast level) for text, JPEG/WebP when smaller wins.
+
+    Any mode is accepted. PNG keeps the modes every decoder reads (``1``, ``L``, ``LA``,
+    ``P``, ``RGB``, ``RGBA``) as they are; others (``F``, ``I``, ``I;16*``, ``RGBa``, ``HSV``,
+    ``CMYK``, ...) are converted first by :func:`to_standard_mode`. JPEG always gets ``RGB``;
+    WebP ``RGB`` or ``RGBA``.
+    """
     buffer = io.BytesIO()
     if fmt == "png":
+        if image.mode not in _PNG_MODES:
+            image = to_standard_mode(image)
         image.save(buffer, format="PNG", compress_level=1)
     elif fmt == "jpeg":
-        image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+        image = to_standard_mode(image)
+        (image if image.mode == "RGB" else image.convert("RGB")).save(
+            buffer, format="JPEG", quality=quality
+        )
     elif fmt == "webp":
+        image = to_standard_mode(image)
+        if image.mode == "L":
+            image = image.convert("RGB")
         image.save(buffer, format="WEBP", quality=quality)
     else:
         raise ValueError(f"unknown image format {fmt!r}; use 'png', 'jpeg' or 'webp'")
@@ -332,7 +761,7 @@ def serialisable_image_input(_old: Any, new: Any) -> Any:
     if isinstance(new, (list, tuple)):
         return [serialisable_image_input(None, item) for item in new]
     if isinstance(new, Image.Image):
-        return encode_image(_normalise_mode(new), "png")
+        return encode_image(to_standard_mode(new), "png")
     if isinstance(new, np.ndarray):
         return encode_image(_from_array(new), "png")
     if isinstance(new, os.PathLike):

@@ -79,7 +79,7 @@ def test_http_urls_are_downloaded(sample, tmp_path) -> None:
         (b"GIF89a-not-really", "not a recognised image format|corrupt"),
         ("", "the image string is empty"),
         ("data:image/png,abc", "only base64 data URLs"),
-        (np.zeros((4, 4, 7), np.uint8), "HxW, HxWx3 or HxWx4"),
+        (np.zeros((4, 4, 7), np.uint8), "HxW, HxWx1, HxWx2 .* or HxWx4"),
         (3.5, "unsupported image input of type float"),
         ("/nope/missing.jpg", "image file not found"),
     ],
@@ -102,12 +102,13 @@ def test_size_limits(tmp_path) -> None:
 
 def test_modes_are_normalised() -> None:
     assert load_image(Image.new("P", (4, 4))).mode == "RGB"
+    assert load_image(Image.new("1", (4, 4))).mode == "L"
     assert load_image(Image.new("LA", (4, 4))).mode == "RGBA"
     assert load_image(Image.new("CMYK", (4, 4))).mode == "RGB"
     wide = load_image(Image.new("I;16", (4, 4), 1000))
     assert wide.mode == "L"
     floats = load_image(np.full((3, 3), 0.5))
-    assert floats.getpixel((0, 0)) == 127
+    assert floats.getpixel((0, 0)) == 128  # 0.5 * 255 = 127.5, rounded
 
 
 @pytest.mark.parametrize(

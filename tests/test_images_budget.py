@@ -1,0 +1,120 @@
+"""The pixel budget holds at any size and aspect ratio."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from langchain_codevision.images import (
+    PixelBudget,
+    budget_size,
+    fit_pixel_budget,
+    to_image_block,
+)
+
+BUDGETS = [
+    PixelBudget(),
+    PixelBudget(min_pixels=56 * 56, max_pixels=1024 * 28 * 28),
+    PixelBudget(min_pixels=1, max_pixels=10**12),  # the graph's "no minimum" budget
+    PixelBudget(min_pixels=4 * 28 * 28, max_pixels=4 * 28 * 28),  # min == max
+    PixelBudget(min_pixels=28 * 28, max_pixels=28 * 28),  # a single cell
+    PixelBudget(min_pixels=1000, max_pixels=5000, factor=1),
+    PixelBudget(min_pixels=16 * 14 * 14, max_pixels=16384 * 14 * 14, factor=14),
+    PixelBudget(min_pixels=3 * 32 * 32, max_pixels=37 * 32 * 32 + 5, factor=32),
+]
+
+SIDES = [1, 2, 3, 13, 27, 28, 29, 55, 56, 100, 333, 999, 1000, 1024, 4096, 5000, 100_000]
+SIDES += [1_000_000]
+
+
+def check(width: int, height: int, budget: PixelBudget) -> tuple[int, int]:
+    w, h = budget_size(width, height, budget)
+    f = budget.factor
+    assert w >= f and h >= f, (width, height, budget, w, h)
+    assert w % f == 0 and h % f == 0, (width, height, budget, w, h)
+    assert w * h <= budget.max_pixels, (width, height, budget, w, h)
+    return w, h
+
+
+@pytest.mark.parametrize(
+    "budget", BUDGETS, ids=lambda b: f"{b.min_pixels}-{b.max_pixels}-{b.factor}"
+)
+def test_every_size_on_a_grid_fits_the_budget(budget) -> None:
+    for width, height in itertools.product(SIDES, SIDES):
+        check(width, height, budget)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(
+    width=st.integers(1, 10**7),
+    height=st.integers(1, 10**7),
+    budget=st.sampled_from(BUDGETS),
+)
+def test_any_size_fits_the_budget(width, height, budget) -> None:
+    w, h = check(width, height, budget)
+    cells = budget.max_pixels // budget.factor**2
+    ratio = max(width, height) / min(width, height)
+    if ratio <= cells / 4 and min(width, height) >= 2 * budget.factor:
+        # an aspect ratio the grid can show, and no side held up at its one-cell minimum:
+        # kept within the rounding of one cell per side
+        shown = w / h
+        true = width / height
+        slack = (1 + 1 / (min(w, h) / budget.factor)) ** 2
+        assert true / slack <= shown <= true * slack, (width, height, w, h)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((1_000_000, 1), (28672, 28)),
+        ((1, 1_000_000), (28, 28672)),
+        ((100_000, 3), (28672, 28)),
+        ((3, 100_000), (28, 28672)),
+        ((28672, 28), (28672, 28)),  # exactly the longest strip the budget holds
+        ((5000, 10), (5012, 28)),  # aspect 500 fits: 179 x 1 cells
+        ((1000, 1000), (896, 896)),  # ordinary sizes as before
+        ((300, 100), (308, 112)),
+    ],
+)
+def test_extreme_aspect_ratios_under_the_default_budget(size, expected) -> None:
+    budget = PixelBudget()
+    assert budget.max_aspect_ratio == 1024
+    assert budget_size(*size, budget) == expected
+    w, h = expected
+    assert w * h <= budget.max_pixels
+
+
+def test_the_upscale_never_overshoots_when_min_equals_max() -> None:
+    budget = PixelBudget(min_pixels=4 * 28 * 28, max_pixels=4 * 28 * 28)
+    assert budget_size(3, 1, budget) == (84, 28)
+    assert budget_size(1, 1, budget) == (56, 56)
+    assert budget_size(10, 10, budget) == (56, 56)
+
+
+def test_fitted_images_really_have_the_budget_size() -> None:
+    budget = PixelBudget()
+    for size in ((1_000_000, 1), (1, 200_000), (100_000, 3)):
+        fitted = fit_pixel_budget(Image.new("L", size, 200), budget)
+        assert fitted.size == budget_size(*size, budget)
+        assert math.prod(fitted.size) <= budget.max_pixels
+    block = to_image_block(Image.new("RGB", (1_000_000, 1), "red"), budget=budget)
+    from langchain_codevision.images import image_from_block
+
+    assert image_from_block(block).size == (28672, 28)
+
+
+def test_budgets_that_cannot_hold_a_cell_or_sizes_below_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="cannot hold one 28x28 cell"):
+        PixelBudget(min_pixels=1, max_pixels=28 * 28 - 1)
+    with pytest.raises(ValueError, match="factor >= 1"):
+        PixelBudget(factor=0)
+    with pytest.raises(ValueError, match="min_pixels <= max_pixels"):
+        PixelBudget(min_pixels=10, max_pixels=5)
+    for size in ((0, 5), (5, 0), (-1, 5)):
+        with pytest.raises(ValueError, match="smaller than 1"):
+            budget_size(*size, PixelBudget())
