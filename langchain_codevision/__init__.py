@@ -2,7 +2,9 @@
 
 The public API, imported lazily so that ``import langchain_codevision`` stays cheap:
 
-* :func:`create_codevision_graph`: the LangGraph loop (model -> execute -> reflect -> model).
+* :func:`create_codevision_graph`: the LangGraph loop (model -> execute -> reflect -> model),
+  speaking a protocol profile (:class:`ProtocolProfile`, :func:`get_profile`:
+  ``"default"`` or the CodeVision release's ``"release"``).
 * :class:`CodeVisionTool`, :class:`ImageCodeTool`: LangChain tools for agents.
 * :class:`KernelSession`, :class:`KernelPool`, :class:`KernelLimits`: the sandboxed kernels.
 * :class:`ChatLocalVLM`: a local transformers vision-language chat model (``[local]`` extra).
@@ -18,13 +20,15 @@ _EXPORTS = {
     "CodeVisionTool": "langchain_codevision.tool",
     "ImageCodeTool": "langchain_codevision.tool",
     "ImageInputError": "langchain_codevision.images",
+    "ProtocolProfile": "langchain_codevision.protocol",
     "KernelLimits": "langchain_codevision.kernel",
     "KernelPool": "langchain_codevision.kernel",
     "KernelSession": "langchain_codevision.kernel",
-    "create_codevision_graph": "langchain_codevision.graph",
+    "create_codevision_graph": "langchain_codevision.loop.graph",
+    "get_profile": "langchain_codevision.protocol",
     "load_image": "langchain_codevision.images",
     "load_system_prompt": "langchain_codevision.protocol",
-    "parse_model_output": "langchain_codevision.parsing",
+    "parse_model_output": "langchain_codevision.protocol",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -20,12 +20,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from ._execution import ToolExecutor
 from .images import decode_trajectory_image, load_image, trajectory_image
 from .kernel import KernelLimits, KernelSession
-from .kernel._loop import run_async, run_sync
-from .protocol import TOOL_DESCRIPTION, TOOL_NAME, CodeImageToolInput
-from .reflect import failure_reply
+from .loop.executor import ExecutionWork, ToolExecutor
+from .protocol import TOOL_DESCRIPTION, TOOL_NAME, CodeImageToolInput, ProtocolProfile, get_profile
+
+__all__ = ["CodeVisionTool", "CodeVisionToolInput", "ImageCodeTool"]
 
 
 class CodeVisionToolInput(BaseModel):
@@ -43,6 +43,8 @@ class CodeVisionTool(BaseTool):
 
     Args:
         model: The vision-language chat model that drives the CodeVision graph.
+        profile: The protocol profile the graph speaks (``"default"``, ``"release"``, or a
+            :class:`~langchain_codevision.protocol.ProtocolProfile`).
         graph_kwargs: Extra arguments for :func:`create_codevision_graph`.
     """
 
@@ -55,6 +57,7 @@ class CodeVisionTool(BaseTool):
     args_schema: type[BaseModel] = CodeVisionToolInput
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
     model: BaseChatModel
+    profile: str | ProtocolProfile = "default"
     graph_kwargs: dict[str, Any] = Field(default_factory=dict)
     _graph: Any = PrivateAttr(default=None)
 
@@ -64,9 +67,10 @@ class CodeVisionTool(BaseTool):
     def graph(self) -> Any:
         """The compiled CodeVision graph (built on first use)."""
         if self._graph is None:
-            from .graph import create_codevision_graph
+            from .loop.graph import create_codevision_graph
 
-            self._graph = create_codevision_graph(self.model, **self.graph_kwargs)
+            kwargs = {"profile": self.profile, **self.graph_kwargs}
+            self._graph = create_codevision_graph(self.model, **kwargs)
         return self._graph
 
     @staticmethod
@@ -113,9 +117,11 @@ class ImageCodeTool(BaseTool):
     Args:
         images: Initial images (anything :func:`~langchain_codevision.images.load_image`
             accepts); indices 0..k-1.
+        profile: The protocol profile: reply texts, bound names (its kernel preamble),
+            result lookup order, text cap and the tool's description.
         kernel_limits: Limits for the tool's own kernel.
         isolation: Isolation policy of the tool's own kernel.
-        max_code_chars: Longest code accepted.
+        max_code_chars: Longest code accepted (default: the profile's).
         repair: Repair code before running it.
     """
 
@@ -124,9 +130,10 @@ class ImageCodeTool(BaseTool):
     args_schema: type[BaseModel] = CodeImageToolInput
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
     images: list[Any] = Field(default_factory=list)
+    profile: str | ProtocolProfile = "default"
     kernel_limits: KernelLimits | None = None
     isolation: str = "auto"
-    max_code_chars: int = 2048
+    max_code_chars: int | None = None
     repair: bool = False
     _state: dict[str, Any] = PrivateAttr(default_factory=dict)
     _session: KernelSession | None = PrivateAttr(default=None)
@@ -136,8 +143,15 @@ class ImageCodeTool(BaseTool):
 
     def model_post_init(self, context: Any, /) -> None:
         """Load the initial images and set up the executor."""
+        profile = get_profile(self.profile)
+        if profile.name != "default" and self.description == TOOL_DESCRIPTION:
+            self.description = profile.tool_schema["function"]["description"]
         self._executor = ToolExecutor(
-            max_code_chars=self.max_code_chars, repair=self.repair, budget=None
+            profile=profile,
+            max_code_chars=self.max_code_chars or profile.max_code_chars,
+            max_aspect_ratio=profile.max_aspect_ratio,
+            repair=self.repair,
+            budget=None,
         )
         loaded = [load_image(source) for source in self.images]
         self._state = {
@@ -166,24 +180,36 @@ class ImageCodeTool(BaseTool):
             self._session.close()
             self._session = None
 
-    def _plan(self, code: str, description: str, image_index: int) -> Any:
+    def _pending(self, code: str, description: str, image_index: int) -> dict[str, Any]:
         call = {
             "name": TOOL_NAME,
             "arguments": {"code": code, "description": description, "image_index": image_index},
             "id": None,
+            "notes": [],
         }
-        return self._executor.plan(self._state, {"calls": [call]})
+        return {"calls": [call]}
 
     def _new_session(self) -> KernelSession:
-        return KernelSession(limits=self.kernel_limits, isolation=self.isolation)
+        preamble = self._executor.profile.preamble
+        extra = {"preamble": preamble} if preamble else {}
+        return KernelSession(limits=self.kernel_limits, isolation=self.isolation, **extra)
 
-    def _finish(self, work: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    async def _open_session(self) -> KernelSession:
+        """The tool's kernel, started and loaded with the images on first use."""
+        if self._session is None:
+            session = self._new_session()
+            for item in self._state["images"]:
+                await session.aput_image(item["index"], decode_trajectory_image(item))
+            self._session = session
+        return self._session
+
+    def _finish(self, work: ExecutionWork) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Store the new state; build the tool's content and artifact."""
         self._state["images"] = work.images
         self._state["steps"] = work.steps
         step = work.steps[-1]
         if work.failures:
-            text = failure_reply(work.failures[-1], work.images)
+            text = self._executor.failure_text(work.failures[-1], work.images)
             return [{"type": "text", "text": text}], {
                 "images": [],
                 "output_indices": [],
@@ -194,21 +220,6 @@ class ImageCodeTool(BaseTool):
         artifact = {"images": outputs, "output_indices": step["output_indices"], "step": step}
         return blocks, artifact
 
-    async def _call(
-        self, code: str, description: str, image_index: int
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """One call, written once; runs on the kernel I/O loop for both facades."""
-        work = self._plan(code, description, image_index)
-        if work.needs_kernel:
-            if self._session is None:
-                self._session = self._new_session()
-                for item in self._state["images"]:
-                    await self._session.aput_image(item["index"], decode_trajectory_image(item))
-            result = await self._session.aexecute(**work.kernel_kwargs(work.runnable[0]))
-            for index, image in work.record(work.runnable[0], result):
-                await self._session.aput_image(index, image)
-        return self._finish(work)
-
     def _run(
         self,
         code: str,
@@ -216,7 +227,8 @@ class ImageCodeTool(BaseTool):
         image_index: int = 0,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        return run_sync(self._call(code, description, image_index))
+        pending = self._pending(code, description, image_index)
+        return self._finish(self._executor.run(self._state, pending, self._open_session))
 
     async def _arun(
         self,
@@ -225,4 +237,6 @@ class ImageCodeTool(BaseTool):
         image_index: int = 0,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        return await run_async(self._call(code, description, image_index))
+        pending = self._pending(code, description, image_index)
+        work = await self._executor.arun_anywhere(self._state, pending, self._open_session)
+        return self._finish(work)

@@ -9,11 +9,14 @@ import pytest
 from langchain_codevision.protocol import (
     TOOL_NAME,
     error_text,
+    hint_for,
     load_system_prompt,
+    make_failure,
     success_text,
     tool_schema,
+    trim_for_model,
 )
-from langchain_codevision.reflect import Failure, failure_reply, hint_for, trim_for_model
+from langchain_codevision.reflect import failure_reply
 from langchain_codevision.repair import guard_crops, repair_code, strip_fences
 
 
@@ -21,27 +24,30 @@ from langchain_codevision.repair import guard_crops, repair_code, strip_fences
     ("failure", "expected"),
     [
         (
-            Failure("IndexError", "image_index '4' does not exist"),
+            make_failure("IndexError", "image_index '4' does not exist"),
             "Valid image_index values are 0 to 2.",
         ),
         (
-            Failure("AttributeError", "'numpy.ndarray' object has no attribute 'crop'"),
+            make_failure("AttributeError", "'numpy.ndarray' object has no attribute 'crop'"),
             "numpy array",
         ),
-        (Failure("AttributeError", "'Image' object has no attribute 'shape'"), "np.array(image)"),
         (
-            Failure(
+            make_failure("AttributeError", "'Image' object has no attribute 'shape'"),
+            "np.array(image)",
+        ),
+        (
+            make_failure(
                 "error", "OpenCV(4.8) :-1: error: (-5:Bad argument) in function 'cv::cvtColor'"
             ),
             "OpenCV",
         ),
-        (Failure("ValueError", "Coordinate 'right' is less than 'left'"), "Crop boxes are"),
-        (Failure("NameError", "name 'foo' is not defined"), "Names available without import"),
-        (Failure("SyntaxError", "invalid syntax"), "plain Python"),
-        (Failure("Timeout", "exceeded"), "numpy or cv2"),
-        (Failure("MemoryError", ""), "Crop or downscale"),
-        (Failure("KernelDied", "exit code 1"), "variables are gone"),
-        (Failure("NoImage", "none"), "Assign the processed PIL image to `result`."),
+        (make_failure("ValueError", "Coordinate 'right' is less than 'left'"), "Crop boxes are"),
+        (make_failure("NameError", "name 'foo' is not defined"), "Names available without import"),
+        (make_failure("SyntaxError", "invalid syntax"), "plain Python"),
+        (make_failure("Timeout", "exceeded"), "numpy or cv2"),
+        (make_failure("MemoryError", ""), "Crop or downscale"),
+        (make_failure("KernelDied", "exit code 1"), "variables are gone"),
+        (make_failure("NoImage", "none"), "Assign the processed PIL image to `result`."),
     ],
 )
 def test_hints(failure, expected) -> None:
@@ -49,7 +55,7 @@ def test_hints(failure, expected) -> None:
 
 
 def test_no_hint_for_an_ordinary_error() -> None:
-    assert hint_for(Failure("ZeroDivisionError", "division by zero")) is None
+    assert hint_for(make_failure("ZeroDivisionError", "division by zero")) is None
 
 
 def test_failure_reply_exact_text() -> None:

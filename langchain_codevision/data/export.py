@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..protocol import TOOL_RESPONSE_CLOSE, TOOL_RESPONSE_OPEN
 from .trajectory import IMAGE_TOKEN, ExportError, Trajectory, metadata_json
 
 OnError = Literal["raise", "skip"]
@@ -216,7 +217,7 @@ def export_openai(
                 continue
             text = turn.text
             if turn.role == "tool":
-                text = f"<tool_response>\n{text}\n</tool_response>"
+                text = f"{TOOL_RESPONSE_OPEN}{text}{TOOL_RESPONSE_CLOSE}"
             parts = _split_parts(
                 text,
                 lambda piece: {"type": "text", "text": piece},

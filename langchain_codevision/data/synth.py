@@ -77,7 +77,7 @@ def run_task(
     task: SynthTask, pool: KernelPool, teacher: Callable[[SynthTask], Any] | None = None
 ) -> tuple[Trajectory | None, str | None, dict[str, Any]]:
     """Run one task through the graph; returns (trajectory or None, rejection reason, state)."""
-    from ..graph import create_codevision_graph
+    from ..loop.graph import create_codevision_graph
 
     model = teacher(task) if teacher else T.TeacherModel(plan=task.plan)
     graph = create_codevision_graph(model, pool=pool, dialect="text", image_format="jpeg")

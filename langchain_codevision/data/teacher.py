@@ -22,9 +22,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from pydantic import ConfigDict
 
-from ..parsing import format_tool_call
-from ..policy import TextPolicyModel
-from ..protocol import TOOL_NAME
+from ..models.policies import TextPolicyModel
+from ..protocol import TOOL_NAME, format_tool_call
 
 Reply = Callable[[list[BaseMessage]], str]
 

@@ -19,8 +19,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from PIL import Image
 
 from ..images import encode_image, image_from_block
-from ..messages import IMAGE_ID_PREFIX, TOOL_TURN_MARK
-from ..parsing import format_tool_call
+from ..loop.messages import IMAGE_ID_PREFIX
+from ..protocol import TOOL_TURN_MARK, format_tool_call, unwrap_tool_response
 
 IMAGE_TOKEN = "<image>"
 Role = Literal["user", "assistant", "tool"]
@@ -112,14 +112,10 @@ def _block_png(block: dict[str, Any], stored: list[Any]) -> bytes:
     return encode_image(image_from_block(block), "png")
 
 
-def _strip_wrapper(text: str) -> str:
-    return text.replace("<tool_response>\n", "").replace("\n</tool_response>", "")
-
-
 def _render(message: BaseMessage, stored: list[Any], unwrap: bool) -> tuple[str, list[bytes]]:
     if isinstance(message.content, str):
         text = message.content
-        return (_strip_wrapper(text) if unwrap else text), []
+        return (unwrap_tool_response(text) if unwrap else text), []
     parts: list[str] = []
     images: list[bytes] = []
     for block in message.content:
@@ -131,7 +127,7 @@ def _render(message: BaseMessage, stored: list[Any], unwrap: bool) -> tuple[str,
         elif block.get("type") == "text":
             parts.append(block.get("text", ""))
     text = "".join(parts)
-    return (_strip_wrapper(text) if unwrap else text), images
+    return (unwrap_tool_response(text) if unwrap else text), images
 
 
 def _assistant_text(message: AIMessage) -> str:

@@ -4,6 +4,9 @@
   (``AutoModelForImageTextToText`` + ``AutoProcessor``), with optional PEFT adapter,
   tool calling through the chat template, streaming and batching. Needs the ``local``
   extra: ``pip install "langchain-codevision[local]"``.
+- :mod:`~langchain_codevision.models.policies`: policies written in code that speak the
+  text protocol (:class:`TextPolicyModel`, the offline default
+  :class:`OfflineOrientationModel`).
 - :mod:`~langchain_codevision.models.tiny`: tiny random Qwen2.5-VL / Qwen3-VL checkpoints
   and LoRA adapters built locally in seconds, for tests, notebooks and smoke runs.
 
@@ -12,6 +15,7 @@ For serving at scale, run the checkpoint in vLLM and talk to it with
 """
 
 from langchain_codevision.models.local import ChatLocalVLM
+from langchain_codevision.models.policies import OfflineOrientationModel, TextPolicyModel
 from langchain_codevision.models.tiny import (
     build_tiny_lora_adapter,
     build_tiny_qwen2_5_vl,
@@ -21,6 +25,8 @@ from langchain_codevision.models.tiny import (
 
 __all__ = [
     "ChatLocalVLM",
+    "OfflineOrientationModel",
+    "TextPolicyModel",
     "build_tiny_lora_adapter",
     "build_tiny_qwen2_5_vl",
     "build_tiny_qwen3_vl",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_codevision.parsing import DEFAULT_TOOL_NAME
+from langchain_codevision.protocol.tags import DEFAULT_TOOL_NAME
 
 __all__ = ["CallSettings", "normalize_tool_choice"]
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 
-from langchain_codevision.parsing import ParsedOutput, parse_model_output
+from langchain_codevision.protocol import ParsedOutput, parse_model_output
 
 __all__ = [
     "FinishReason",

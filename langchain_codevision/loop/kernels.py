@@ -1,0 +1,159 @@
+"""One kernel per episode, borrowed from a pool and always given back.
+
+Graph state must stay serialisable, so it holds only an ``episode_id``; this registry maps
+that id to a live :class:`~langchain_codevision.kernel.KernelSession`. A kernel is borrowed
+on the episode's first tool call and returned when the episode ends, when a node raises or
+is cancelled, or, for episodes abandoned mid-way (a stream the caller stopped reading), when
+it has been idle longer than ``idle_ttl``. A kernel lost across processes (a checkpointed
+episode resumed elsewhere) is replaced and the trajectory's images are registered again.
+
+A profile's ``preamble`` (extra bound names, e.g. the release's ``PI`` and ``cv``) comes
+with the kernels: the default pools are built with it as the session preamble, and a kernel
+from a pool without it runs it once when it is lent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from PIL import Image
+
+from langchain_codevision.images import TrajectoryImage, decode_trajectory_image
+from langchain_codevision.kernel import KernelPool, KernelSession
+
+__all__ = ["EpisodeKernels", "default_pool"]
+
+_default_pools: dict[str, KernelPool] = {}
+_default_lock = threading.Lock()
+
+
+def default_pool(preamble: str = "") -> KernelPool:
+    """The process-wide pool for graphs built without one (2 warm kernels per preamble)."""
+    with _default_lock:
+        pool = _default_pools.get(preamble)
+        if pool is None or pool._closed:
+            pool = KernelPool(size=2, preamble=preamble) if preamble else KernelPool(size=2)
+            _default_pools[preamble] = pool
+        return pool
+
+
+class EpisodeKernels:
+    """Maps episode ids to borrowed kernels.
+
+    Args:
+        pool: Where kernels come from (default: :func:`default_pool` for ``preamble``).
+        idle_ttl: Seconds after which a kernel of an abandoned episode is taken back.
+        preamble: Code every lent kernel must have run (a profile's extra names).
+    """
+
+    def __init__(
+        self, pool: KernelPool | None = None, idle_ttl: float = 900.0, preamble: str = ""
+    ) -> None:
+        self._pool = pool
+        self.idle_ttl = idle_ttl
+        self.preamble = preamble
+        self._lent: dict[str, tuple[KernelSession, float]] = {}
+        self._decoded: dict[str, tuple[dict[int, Image.Image], float]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def pool(self) -> KernelPool:
+        """The pool kernels come from."""
+        if self._pool is None:
+            self._pool = default_pool(self.preamble)
+        return self._pool
+
+    def _needs_preamble(self, session: KernelSession) -> bool:
+        return bool(self.preamble) and self.preamble not in getattr(session, "user_preamble", "")
+
+    def _take(self, episode_id: str) -> KernelSession | None:
+        with self._lock:
+            entry = self._lent.get(episode_id)
+            if entry is None:
+                return None
+            self._lent[episode_id] = (entry[0], time.monotonic())
+            return entry[0]
+
+    def remember(self, episode_id: str, images: dict[int, Image.Image]) -> None:
+        """Keep an episode's decoded input images so its kernel is loaded without decoding."""
+        with self._lock:
+            self._decoded[episode_id] = (images, time.monotonic())
+
+    def _pixels(self, episode_id: str, item: TrajectoryImage) -> Image.Image:
+        with self._lock:
+            known = self._decoded.get(episode_id, ({}, 0.0))[0]
+        cached = known.get(item["index"])
+        return cached if cached is not None else decode_trajectory_image(item)
+
+    def _stale(self) -> list[KernelSession]:
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, (_, t) in self._decoded.items() if now - t > self.idle_ttl]:
+                del self._decoded[key]
+            stale = [k for k, (_, used) in self._lent.items() if now - used > self.idle_ttl]
+            return [self._lent.pop(k)[0] for k in stale]
+
+    def get(self, episode_id: str, images: Sequence[TrajectoryImage]) -> KernelSession:
+        """The episode's kernel, borrowed and loaded with ``images`` on first use."""
+        session = self._take(episode_id)
+        if session is not None:
+            return session
+        for stale in self._stale():
+            self.pool.release(stale)
+        session = self.pool.acquire()
+        try:
+            if self._needs_preamble(session):
+                session.execute(self.preamble)
+            for item in images:
+                session.put_image(item["index"], self._pixels(episode_id, item))
+        except BaseException:
+            self.pool.release(session)
+            raise
+        with self._lock:
+            self._lent[episode_id] = (session, time.monotonic())
+        return session
+
+    async def aget(self, episode_id: str, images: Sequence[TrajectoryImage]) -> KernelSession:
+        """Async :meth:`get`."""
+        session = self._take(episode_id)
+        if session is not None:
+            return session
+        for stale in self._stale():
+            await self.pool.arelease(stale)
+        session = await self.pool.aacquire()
+        try:
+            if self._needs_preamble(session):
+                await session.aexecute(self.preamble)
+            for item in images:
+                await session.aput_image(item["index"], self._pixels(episode_id, item))
+        except BaseException:
+            await self.pool.arelease(session)
+            raise
+        with self._lock:
+            self._lent[episode_id] = (session, time.monotonic())
+        return session
+
+    def release(self, episode_id: str | None) -> None:
+        """Return the episode's kernel to the pool (no-op if it has none)."""
+        if not episode_id:
+            return
+        with self._lock:
+            entry = self._lent.pop(episode_id, None)
+            self._decoded.pop(episode_id, None)
+        if entry is not None:
+            self.pool.release(entry[0])
+
+    async def arelease(self, episode_id: str | None) -> None:
+        """Async :meth:`release`."""
+        if not episode_id:
+            return
+        with self._lock:
+            entry = self._lent.pop(episode_id, None)
+            self._decoded.pop(episode_id, None)
+        if entry is not None:
+            await self.pool.arelease(entry[0])
+
+    def __len__(self) -> int:
+        return len(self._lent)
