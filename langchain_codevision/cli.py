@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .protocol import answers_match
 
     report = run_demo(rotation=args.rotation, out_dir=args.out)
     print(f"Rotated a rendered page by {report['rotation']} degrees (counter-clockwise).")
@@ -21,15 +22,20 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Answer: {report['answer']}  (stop reason: {report['stop_reason']})")
     print(f"Restored pixel for pixel: {report['restored']}  [{report['seconds']:.2f} s]")
     expected = f"rotate_{report['rotation'] % 360}"
-    return 0 if report["restored"] and report["answer"] == expected else 1
+    return 0 if report["restored"] and answers_match(report["answer"], expected) else 1
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .graph import create_codevision_graph
+    from .loop.graph import FROM_PROFILE, create_codevision_graph
     from .model_spec import load_chat_model
 
     model = load_chat_model(args.model, base_url=args.base_url)
-    graph = create_codevision_graph(model, max_turns=args.max_turns, dialect=args.dialect)
+    graph = create_codevision_graph(
+        model,
+        profile=args.profile,
+        max_turns=args.max_turns if args.max_turns is not None else FROM_PROFILE,
+        dialect=args.dialect,
+    )
     state = graph.invoke({"image": args.image, "question": args.question})
     if args.json:
         steps = [{k: v for k, v in s.items() if k != "stdout"} for s in state["steps"]]
@@ -98,7 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default=None, help="offline | openai:MODEL | local:PATH")
     run.add_argument("--base-url", default=None, help="OpenAI-compatible server (e.g. vLLM)")
     run.add_argument("--dialect", default="auto", choices=("auto", "text", "tools"))
-    run.add_argument("--max-turns", type=int, default=12)
+    run.add_argument(
+        "--profile",
+        default="default",
+        choices=("default", "release"),
+        help="protocol profile: 'release' speaks the CodeVision release byte for byte",
+    )
+    run.add_argument("--max-turns", type=int, default=None, help="default: the profile's (12)")
     run.add_argument("--json", action="store_true", help="print the trajectory as JSON")
     run.set_defaults(func=_run)
     synth = sub.add_parser("synth", help="synthesise training trajectories (offline)")

@@ -15,7 +15,6 @@ tool-aware templates produce, so the model sees the same prompt either way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,13 @@ from langchain_core.messages import (
 from PIL import Image
 
 from langchain_codevision.images import load_image as decode_image
-from langchain_codevision.parsing import format_tool_call
+from langchain_codevision.protocol import (
+    TOOL_RESPONSE_CLOSE,
+    TOOL_RESPONSE_OPEN,
+    format_tool_call,
+    split_tools_block,
+)
+from langchain_codevision.protocol import render_tools_block as _hermes_block
 
 __all__ = [
     "ImageLoader",
@@ -45,17 +50,6 @@ __all__ = [
 
 ImageLoader = Callable[[str], Any]
 """Fetches a remote image URL; returns a PIL image, bytes, or a local path."""
-
-_TOOLS_INTRO = (
-    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
-)
-_TOOLS_OUTRO = (
-    "\n</tools>\n\nFor each function call, return a json object with function name and "
-    "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-)
-
 
 @dataclass(frozen=True)
 class TemplateFeatures:
@@ -97,8 +91,7 @@ def render_tools_block(tools: Sequence[dict[str, Any]]) -> str:
     Returns:
         The block text, starting with ``# Tools``.
     """
-    lines = "".join("\n" + json.dumps(tool, ensure_ascii=False) for tool in tools)
-    return _TOOLS_INTRO + lines + _TOOLS_OUTRO
+    return _hermes_block(tools).lstrip("\n")
 
 
 def convert_messages(
@@ -148,13 +141,21 @@ def convert_messages(
 
     for turn in conversation:
         turn.pop("_tool_responses", None)
+    has_system = bool(conversation) and conversation[0]["role"] == "system"
     if tools and not features.tools:
-        block = render_tools_block(tools)
-        if conversation and conversation[0]["role"] == "system":
+        if has_system:
             system = conversation[0]["content"]
-            conversation[0] = {"role": "system", "content": f"{system}\n\n{block}"}
+            conversation[0] = {"role": "system", "content": system + _hermes_block(tools)}
         else:
-            conversation.insert(0, {"role": "system", "content": block})
+            conversation.insert(0, {"role": "system", "content": render_tools_block(tools)})
+    elif not tools and features.tools and has_system:
+        # A text-dialect client sent the tools block inside the system prompt: hand the
+        # schemas to the template, which renders the same block itself (and a template
+        # such as the CodeVision release's renders no system turn without ``tools``).
+        split = split_tools_block(conversation[0]["content"])
+        if split is not None:
+            conversation[0] = {"role": "system", "content": split[0]}
+            return Prompt(conversation, images, split[1])
     return Prompt(conversation, images, tools if tools and features.tools else None)
 
 
@@ -254,9 +255,9 @@ def _assistant_turn(message: AIMessage, features: TemplateFeatures) -> dict[str,
 def _append_tool_response(conversation: list[dict[str, Any]], parts: list[dict[str, Any]]) -> None:
     """Write a tool result as Qwen does: ``<tool_response>`` blocks inside one user turn."""
     wrapped = [
-        {"type": "text", "text": "<tool_response>\n"},
+        {"type": "text", "text": TOOL_RESPONSE_OPEN},
         *parts,
-        {"type": "text", "text": "\n</tool_response>"},
+        {"type": "text", "text": TOOL_RESPONSE_CLOSE},
     ]
     previous = conversation[-1] if conversation else None
     if previous is not None and previous.get("_tool_responses"):

@@ -117,6 +117,9 @@ class ChatLocalVLM(BaseChatModel):
     """Largest image area after resizing, in pixels (bounds image tokens)."""
     chat_template: str | None = None
     """A Jinja chat template replacing the checkpoint's."""
+    profile: str | None = None
+    """A protocol profile whose chat template to render with: ``"release"`` renders with
+    the CodeVision release's training template (unless ``chat_template`` is given)."""
     trust_remote_code: bool = False
     """Allow checkpoints that ship their own modelling code."""
     attn_implementation: str | None = None
@@ -259,6 +262,20 @@ class ChatLocalVLM(BaseChatModel):
                 inputs, config, return_exceptions=return_exceptions, **kwargs
             )
 
+    @property
+    def codevision_dialect(self) -> str:
+        """Local checkpoints speak the text protocol (tags in the generated text)."""
+        return "text"
+
+    def _template(self) -> str | None:
+        if self.chat_template is not None or self.profile in (None, "default"):
+            return self.chat_template
+        if self.profile != "release":
+            raise ValueError(f"profile must be 'release', 'default' or None, got {self.profile!r}")
+        from langchain_codevision.protocol import release_chat_template
+
+        return release_chat_template()
+
     def render_prompt(self, messages: LanguageModelInput, **kwargs: Any) -> str:
         """Return the prompt text the model sees (images appear as placeholders).
 
@@ -391,7 +408,7 @@ class ChatLocalVLM(BaseChatModel):
                     device_map=self.device_map,
                     min_pixels=self.min_pixels,
                     max_pixels=self.max_pixels,
-                    chat_template=self.chat_template,
+                    chat_template=self._template(),
                     trust_remote_code=self.trust_remote_code,
                     attn_implementation=self.attn_implementation,
                     load_kwargs=tuple(self.load_kwargs.items()),
