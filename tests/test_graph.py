@@ -240,10 +240,11 @@ def test_print_and_display_images_come_back(pool, page) -> None:
 
 
 def test_result_of_the_wrong_type_gets_a_hint(pool, page) -> None:
-    _, graph = build(pool, [text_call("result = np.zeros((4, 4))"), ANSWER])
+    _, graph = build(pool, [text_call("result = np.zeros((4, 4, 7))"), ANSWER])
     out = graph.invoke({"image": page, "question": "q"})
     assert out["steps"][0]["error"].startswith("NoImage")
-    assert "numpy array (shape [4, 4], dtype float64)" in out["messages"][3].content[1]["text"]
+    text = out["messages"][3].content[1]["text"]
+    assert "numpy array (shape [4, 4, 7], dtype float64)" in text
 
 
 def test_bad_image_index_and_oversized_code(pool, page) -> None:
@@ -430,3 +431,65 @@ def test_dialect_resolution() -> None:
     assert resolve_dialect(ScriptedChatModel(dialect="tools")) == "tools"
     with pytest.raises(ValueError, match="dialect must be"):
         resolve_dialect(ScriptedChatModel(), "xml")
+
+
+def test_force_answer_keeps_every_input_image(pool, page) -> None:
+    second = page.rotate(180)
+    model, graph = build(
+        pool,
+        [
+            text_call("result = image.crop((0, 0, 50, 50))"),
+            text_call("result = image"),
+            "<answer>two</answer>",
+        ],
+        max_turns=2,
+        max_images_in_context=2,
+    )
+    out = graph.invoke({"image": [page, second], "question": "q"})
+    assert out["stop_reason"] == "turn_limit" and out["answer"] == "two"
+    final = model.received[-1]
+    assert "You have used all your tool calls" in final[-1].text
+    shown = [
+        block["id"]
+        for message in final
+        if isinstance(message.content, list)
+        for block in message.content
+        if isinstance(block, dict) and block.get("type") == "image"
+    ]
+    assert shown == ["cv-image-0", "cv-image-1"]  # both inputs; the crop gave way
+
+
+def test_several_tool_calls_in_one_reply_count_against_the_budget(pool, page) -> None:
+    many = AIMessage(
+        "",
+        tool_calls=[
+            {
+                "name": "code_image_tool",
+                "args": {"code": f"result = image.crop((0, 0, {10 + i}, 10))", "image_index": 0},
+                "id": f"c{i}",
+                "type": "tool_call",
+            }
+            for i in range(5)
+        ],
+    )
+    model, graph = build(pool, [many, "<answer>x</answer>"], dialect="tools", max_turns=3)
+    out = graph.invoke({"image": page, "question": "q"})
+    assert [s["tool_call_id"] for s in out["steps"]] == ["c0", "c1"]  # turns 1 and 2
+    assert out["turns"] == 3 and len(model.received) == 2  # the answer is turn 3
+    replies = {m.tool_call_id: m for m in out["messages"] if isinstance(m, ToolMessage)}
+    assert sorted(replies) == ["c0", "c1", "c2", "c3", "c4"]  # every call is answered
+    assert all(
+        replies[c].content == "Not run: the tool-call limit is reached." for c in ["c2", "c3", "c4"]
+    )
+    assert replies["c0"].status == "success"
+    assert out["answer"] == "x"
+
+
+def test_tool_calls_within_the_budget_all_run(pool, page) -> None:
+    calls = [tools_call("result = image", call_id=f"k{i}").tool_calls[0] for i in range(3)]
+    _model, graph = build(
+        pool, [AIMessage("", tool_calls=calls), "<answer>y</answer>"], dialect="tools"
+    )
+    out = graph.invoke({"image": page, "question": "q"})
+    assert [s["ok"] for s in out["steps"]] == [True, True, True]
+    assert out["turns"] == 4 and out["stop_reason"] == "answer"
