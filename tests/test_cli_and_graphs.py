@@ -45,6 +45,20 @@ def test_run_command_prints_json(tmp_path, capsys) -> None:
     assert report["answer"] == "rotate_270" and report["stop_reason"] == "answer"
 
 
+def test_run_command_takes_a_profile(tmp_path, capsys) -> None:
+    page, _ = render_page(seed=3)
+    path = tmp_path / "page.png"
+    page.rotate(90, expand=True).save(path)
+    assert main(["run", str(path), "How is it rotated?", "--profile", "release", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # the release's replies never show printed output, so the offline policy cannot read
+    # its measurement back: proof that the release's texts are in force
+    assert report["answer"] == "unknown orientation"
+    assert [step["ok"] for step in report["steps"]] == [True]
+    with pytest.raises(SystemExit):
+        main(["run", str(path), "q", "--profile", "nonsense"])
+
+
 def test_model_specs(monkeypatch) -> None:
     assert type(load_chat_model("offline")).__name__ == "OfflineOrientationModel"
     model = load_chat_model("openai:codevision-7b", base_url="http://127.0.0.1:9/v1")
@@ -68,6 +82,8 @@ def test_langgraph_json_points_at_a_working_factory() -> None:
     page, _ = render_page(seed=1)
     out = graph.invoke({"image": page.rotate(90, expand=True), "question": "rotation?"})
     assert out["answer"] == "rotate_90"
+    release = namespace[attr]({"configurable": {"model": "offline", "profile": "release"}})
+    assert release.codevision_nodes.profile.name == "release"
 
 
 @pytest.mark.skipif(shutil.which("langgraph") is None, reason="langgraph-cli is not installed")

@@ -121,3 +121,60 @@ def test_codevision_tool_inside_create_agent(tmp_path, document_image) -> None:
     assert result.content == "Line 00"
     assert result.artifact["stop_reason"] == "answer" and result.artifact["steps"][0]["ok"]
     assert len(result.artifact["images"]) == 2
+
+
+RELEASE_TAIL = (
+    " Please keep thinking step-by-step inside the <think></think> tags to determine the next "
+    "action. If additional tools are required, call them inside the <tool_calls></tool_calls> "
+    "tags. Otherwise, provide your final answer within the <answer></answer> tags."
+)
+
+
+def test_image_code_tool_speaks_the_release_profile(document_image) -> None:
+    tool = ImageCodeTool(images=[document_image], profile="release")
+    try:
+        assert tool.description.startswith("A unified tool for image processing")
+        message = call(tool, "assert PI > 3 and cv is cv2\nimg = img.crop((0, 0, 30, 20))")
+        image_part, text_part = message.content
+        assert image_part["type"] == "image"
+        assert text_part["text"] == (
+            "Here is the processed image. Now, analyze the returned results." + RELEASE_TAIL
+        )
+        assert message.artifact["images"][0].size == (30, 20)
+        failed = call(tool, "result = 1 / 0", call_id="2")
+        assert failed.content == [
+            {
+                "type": "text",
+                "text": "Error: Code execution error: division by zero." + RELEASE_TAIL,
+            }
+        ]
+        assert [step["ok"] for step in tool.steps] == [True, False]
+    finally:
+        tool.close()
+
+
+async def test_image_code_tool_async_uses_the_same_executor(document_image) -> None:
+    tool = ImageCodeTool(images=[document_image])
+    try:
+        message = await tool.ainvoke(
+            {
+                "type": "tool_call",
+                "name": tool.name,
+                "id": "a",
+                "args": {"code": "result = image.crop((0, 0, 8, 8))", "image_index": 0},
+            }
+        )
+        assert message.artifact["output_indices"] == [1]
+        assert message.content[-1]["text"].startswith("The code ran. Result: image 1 (8x8).")
+    finally:
+        tool.close()
+
+
+def test_codevision_tool_passes_its_profile_to_the_graph(document_image) -> None:
+    model = ScriptedChatModel(replies=["<answer>ok</answer>"], dialect="text")
+    tool = CodeVisionTool(model=model, profile="release")
+    content, artifact = tool._run(image=document_image, question="q")
+    assert content == "ok" and artifact["stop_reason"] == "answer"
+    assert tool.graph.codevision_nodes.profile.name == "release"
+    system = model.received[0][0].content
+    assert system.startswith("You are an advanced MLLM") and "# Tools" in system

@@ -58,7 +58,8 @@ def resolve_dialect(
        :mod:`langchain_codevision.models.policies` declare ``"text"``);
     2. with ``profile="release"`` the answer is ``"text"``: the release's models were trained
        on the text protocol (pass ``dialect="tools"`` to bind its schema instead);
-    3. an OpenAI-client model pointed at a server other than OpenAI or Azure (vLLM, SGLang
+    3. ``ChatHuggingFace`` (it renders a chat template) speaks text, and an OpenAI-client
+       model pointed at a server other than OpenAI or Azure (vLLM, SGLang
        serving a fine-tuned model) speaks text;
     4. a model whose ``bind_tools`` works uses native tool calling, others text.
     """
@@ -71,6 +72,8 @@ def resolve_dialect(
         return declared
     if get_profile(profile).name == "release":
         return "text"
+    if _is_huggingface_chat(model):
+        return "text"
     base = _openai_base_url(model)
     if base is not None:
         return "tools" if not base or "openai.com" in base or "azure" in base else "text"
@@ -79,6 +82,15 @@ def resolve_dialect(
     except NotImplementedError:
         return "text"
     return "tools"
+
+
+def _is_huggingface_chat(model: BaseChatModel) -> bool:
+    """Whether ``model`` is ``langchain_huggingface.ChatHuggingFace`` (a chat template)."""
+    try:
+        from langchain_huggingface import ChatHuggingFace
+    except ImportError:
+        return False
+    return isinstance(model, ChatHuggingFace)
 
 
 def _openai_base_url(model: BaseChatModel) -> str | None:
