@@ -170,3 +170,15 @@ def test_any_chat_model_can_teach_when_briefed(pool) -> None:
     assert f"- transform applied to the image: {task.transform}" in system
     assert f"- correct answer: {task.answer}" in system
     assert system.startswith("You are a careful visual reasoner")  # the graph's prompt is kept
+
+
+def test_a_trajectory_in_the_release_protocol(pool) -> None:
+    from langchain_codevision.protocol import RELEASE_SUCCESS, release_system_prompt
+
+    task = plan_task(SAMPLES(1), 1, seed=5, mix={"single_tool": 1.0})
+    trajectory, reason, state = run_task(task, pool, profile="release")
+    assert reason is None and trajectory is not None
+    assert trajectory.system.startswith(release_system_prompt() + "\n\n# Tools")
+    tool_turns = [turn for turn in trajectory.turns if turn.role == "tool"]
+    assert tool_turns and all(turn.text.endswith(RELEASE_SUCCESS) for turn in tool_turns)
+    assert trajectory.turns[0].text.startswith("<image>\n")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..kernel import KernelPool
+from ..protocol import ProtocolProfile
 from . import teacher as T
 from .tasks import (
     DEFAULT_MIX,
@@ -74,13 +75,22 @@ def _finished(out_dir: Path) -> set[int]:
 
 
 def run_task(
-    task: SynthTask, pool: KernelPool, teacher: Callable[[SynthTask], Any] | None = None
+    task: SynthTask,
+    pool: KernelPool,
+    teacher: Callable[[SynthTask], Any] | None = None,
+    profile: str | ProtocolProfile = "default",
 ) -> tuple[Trajectory | None, str | None, dict[str, Any]]:
-    """Run one task through the graph; returns (trajectory or None, rejection reason, state)."""
+    """Run one task through the graph; returns (trajectory or None, rejection reason, state).
+
+    ``profile`` is the protocol the trajectory is written in (``"release"``: the release's
+    prompt, schema and reply texts, for data the release's recipes train on unchanged).
+    """
     from ..loop.graph import create_codevision_graph
 
     model = teacher(task) if teacher else T.TeacherModel(plan=task.plan)
-    graph = create_codevision_graph(model, pool=pool, dialect="text", image_format="jpeg")
+    graph = create_codevision_graph(
+        model, profile=profile, pool=pool, dialect="text", image_format="jpeg"
+    )
     state = graph.invoke({"image": task.image, "question": task.question})
     reason = verify(task, state)
     if reason is not None:
@@ -100,6 +110,7 @@ def synthesize(
     pool: KernelPool | None = None,
     teacher: Callable[[SynthTask], Any] | None = None,
     progress: bool = True,
+    profile: str | ProtocolProfile = "default",
 ) -> SynthReport:
     """Synthesise ``count`` tasks into ``out_dir`` (``trajectories.jsonl`` + ``images/``).
 
@@ -114,6 +125,7 @@ def synthesize(
         teacher: Task -> chat model, to use another teacher (e.g. a strong API model
             prompted with ``task.metadata``); default: :class:`~.teacher.TeacherModel`.
         progress: Show a progress bar.
+        profile: The protocol profile the trajectories are written in.
     """
     mix = dict(mix or DEFAULT_MIX)
     unknown = set(mix) - set(TASK_TYPES)
@@ -134,7 +146,7 @@ def synthesize(
     def work(index: int) -> None:
         try:
             task = plan_task(sample_for(index), index, seed, mix)
-            trajectory, reason, _ = run_task(task, pool, teacher)
+            trajectory, reason, _ = run_task(task, pool, teacher, profile)
         except Exception as exc:  # one bad sample never loses the others
             trajectory, reason = None, f"{type(exc).__name__}: {exc}"
             task = None
