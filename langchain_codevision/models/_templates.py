@@ -15,6 +15,8 @@ what the Qwen processors expand into image tokens.
 
 from __future__ import annotations
 
+from langchain_codevision.protocol.schema import TOOLS_BLOCK_INTRO, TOOLS_BLOCK_OUTRO
+
 __all__ = ["QWEN2_5_VL_TEMPLATE", "QWEN_VL_TOOLS_TEMPLATE", "qwen_vl_tools_template"]
 
 # One macro renders a content list (text, images, videos) the same way in every role.
@@ -50,15 +52,8 @@ QWEN2_5_VL_TEMPLATE = (
 )
 """Renders like the stock Qwen2.5-VL template (no tools)."""
 
-_TOOLS_PREAMBLE = (
-    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
-)
-_TOOLS_POSTAMBLE = (
-    "\n</tools>\n\nFor each function call, return a json object with function name and "
-    "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-)
+_TOOLS_PREAMBLE = TOOLS_BLOCK_INTRO.lstrip("\n")
+_TOOLS_POSTAMBLE = TOOLS_BLOCK_OUTRO
 
 
 def _jinja_literal(text: str) -> str:
