@@ -69,7 +69,7 @@ async def run_cell(
     msg = session._kc.session.msg("execute_request", content, metadata=metadata)
     session._kc.shell_channel.send(msg)
     msg_id = msg["header"]["msg_id"]
-    collector = OutputCollector(result, session.limits)
+    collector = OutputCollector(result, session.limits, session._read_pixels)
     deadline = started + timeout
     reply: dict[str, Any] | None = None
     try:

@@ -1,11 +1,15 @@
-"""Kernel launcher: applies limits, then becomes an ipykernel.
+"""Kernel launcher: hard limits, Landlock, then ipykernel.
 
-Run by path (``python _launch.py -f CONNECTION_FILE``) so that it imports nothing from
-the package. Its settings come as JSON in ``CODEVISION_KERNEL_CONFIG``:
-``{"rlimits": {"AS": bytes, ...}, "parent_pid": int, "workdir": str}``.
+Run by path (``python _launch.py -f CONNECTION_FILE``), inside the jail when there is one,
+so it imports nothing from the package. Its settings come as JSON in
+``CODEVISION_KERNEL_CONFIG``: ``{"rlimits": {"AS": bytes, ...}, "parent_pid": int,
+"workdir": str, "landlock": {"read": [...], "write": [...]} | null, "layers_file": str}``.
+
+Every limit is set with soft = hard (CPU: hard = soft + 1 s, so ``SIGXCPU`` arrives first),
+so code cannot raise it again. The layers that took effect here are written to
+``layers_file`` before any user code runs; the host reads them once the kernel is ready.
 """
 
-import ctypes
 import json
 import os
 import resource
@@ -16,9 +20,9 @@ PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to kill this process when the host dies; exit if it already has."""
-    if not sys.platform.startswith("linux"):
-        return
+    """Unjailed kernels: ask Linux to kill this process when the host dies."""
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -28,7 +32,8 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _apply_rlimits(limits: dict) -> None:
+def _apply_rlimits(limits: dict) -> list[str]:
+    applied = []
     for name, value in limits.items():
         which = getattr(resource, f"RLIMIT_{name}", None)
         if which is None:
@@ -37,21 +42,45 @@ def _apply_rlimits(limits: dict) -> None:
         value = int(value)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
-        resource.setrlimit(which, (value, hard if name != "CPU" else value + 5))
+        ceiling = value + 1 if name == "CPU" else value
+        if hard != resource.RLIM_INFINITY:
+            ceiling = min(ceiling, hard)
+        resource.setrlimit(which, (value, ceiling))
+        applied.append(name)
+    return applied
 
 
 def main() -> None:
     """Apply the configuration, then hand over to ipykernel."""
     config = json.loads(os.environ.pop("CODEVISION_KERNEL_CONFIG", "{}"))
-    _die_with_parent(int(config.get("parent_pid", 0)))
+    here = os.path.dirname(os.path.abspath(__file__))
+    layers: list[str] = []
+    if config.get("parent_pid"):
+        _die_with_parent(int(config["parent_pid"]))
     workdir = config.get("workdir")
     if workdir:
         os.chdir(workdir)
-    _apply_rlimits(config.get("rlimits", {}))
+    landlock = config.get("landlock")
+    if landlock:
+        sys.path.insert(0, here)
+        try:
+            import _jailsys
+
+            layers += _jailsys.landlock_restrict(landlock["read"], landlock["write"])
+        except OSError as exc:
+            layers.append(f"no-landlock({exc.strerror or exc})")
+        finally:
+            sys.path.remove(here)
+    applied = _apply_rlimits(config.get("rlimits", {}))
+    if applied:
+        layers.append("rlimits(" + ",".join(applied) + ")")
+    if config.get("layers_file"):
+        with open(config["layers_file"], "w", encoding="utf-8") as handle:
+            json.dump(layers, handle)
     # Writes past RLIMIT_FSIZE must fail with OSError rather than kill the kernel.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     # Running by path put this package folder first on sys.path; user code must not see it.
-    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    if sys.path and os.path.abspath(sys.path[0]) == here:
         del sys.path[0]
     from ipykernel import kernelapp
 

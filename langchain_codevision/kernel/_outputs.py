@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from typing import Any
 
 from PIL import Image
@@ -40,8 +40,14 @@ def trim_traceback(lines: list[str], max_chars: int = MAX_TRACEBACK_CHARS) -> st
 class OutputCollector:
     """Accumulates one execution's outputs into ``result``, applying the limits."""
 
-    def __init__(self, result: ExecutionResult, limits: KernelLimits) -> None:
+    def __init__(
+        self,
+        result: ExecutionResult,
+        limits: KernelLimits,
+        reader: Callable[[dict[str, Any]], Image.Image],
+    ) -> None:
         self.result = result
+        self.reader = reader
         self.limits = limits
         self.chars = {"stdout": 0, "stderr": 0}
         self.parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
@@ -119,7 +125,7 @@ class OutputCollector:
         """Read every deferred image (blocking file I/O: call it in a worker thread)."""
         for output, where in self.pending:
             try:
-                output._image = read_pixels(where)
+                output._image = self.reader(where)
             except (OSError, ValueError) as exc:
                 self.result.images.remove(output)
                 self.result.error = self.result.error or ExecutionError(
@@ -133,13 +139,3 @@ class OutputCollector:
         self.result.stderr = "".join(self.parts["stderr"])
         if self.result.error is not None and not self.result.error.traceback:
             self.result.error.traceback = self.error_traceback
-
-
-def read_pixels(where: dict[str, Any]) -> Image.Image:
-    """Read an image from the kernel's pixel buffer (``buffer``, ``offset``, ``length``)."""
-    length = int(where["length"])
-    with open(where["buffer"], "rb") as handle:
-        data = os.pread(handle.fileno(), length, int(where["offset"]))
-    if len(data) != length:
-        raise ValueError(f"the pixel buffer ended early ({len(data)} of {length} bytes)")
-    return Image.frombytes(where["mode"], tuple(where["size"]), data)

@@ -136,8 +136,11 @@ class _BindTransformer(ast.NodeTransformer):
 class Runtime:
     """Kernel-side state: registered images, output caps, result collection."""
 
-    def __init__(self, shell: Any, transfer_dir: str, max_output_chars: int) -> None:
+    def __init__(
+        self, shell: Any, transfer_dir: str, max_output_chars: int, max_pixels: int
+    ) -> None:
         self.shell = shell
+        self.max_pixels = max_pixels
         self.dir = Path(transfer_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.images: dict[str, Image.Image] = {}
@@ -247,13 +250,17 @@ class Runtime:
 
     # -- images out ----------------------------------------------------------------------
     def save(self, image: Image.Image) -> dict[str, Any]:
-        """Write ``image``'s raw pixels into the output buffer and describe it for the host."""
-        if image.mode in ("P", "PA"):
-            image = image.convert(
-                "RGBA" if "transparency" in image.info or image.mode == "PA" else "RGB"
+        """Write ``image``'s raw pixels into the output buffer and describe it for the host.
+
+        Images larger than the host accepts are refused here, before any pixel moves.
+        """
+        width, height = image.size
+        if width * height > self.max_pixels:
+            raise ValueError(
+                f"the result image is {width}x{height} = {width * height} pixels; at most "
+                f"{self.max_pixels} are accepted: resize or crop it first"
             )
-        elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
-            image = image.convert("L" if image.mode == "1" else "RGB")
+        image = standard_mode(image)
         offset, length = self.out.write(image.tobytes())
         return {
             "buffer": str(self.out.path),
@@ -295,6 +302,44 @@ class Runtime:
         return json.dumps(found)
 
 
+def standard_mode(image: Image.Image) -> Image.Image:
+    """Any PIL mode as ``L``, ``LA``, ``RGB`` or ``RGBA`` (what the host accepts).
+
+    16-bit and 32-bit integer and float images are scaled into 0..255 (values already in
+    that range are kept, 16-bit ranges divided by 257, others stretched); NaN and inf are 0.
+    """
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if mode in ("P", "PA"):
+        return image.convert("RGBA" if "transparency" in image.info or mode == "PA" else "RGB")
+    if mode == "RGBa":
+        return image.convert("RGBA")
+    if mode == "La":
+        return image.convert("LA")
+    if mode == "1":
+        return image.convert("L")
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return Image.fromarray(_to_uint8(np.asarray(image)))
+    return image.convert("RGB")
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    values = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if low >= 0 and high <= 1 and values.dtype.kind == "f" and high > 0:
+        values = values * 255
+    elif low >= 0 and high <= 255:
+        pass
+    elif low >= 0 and high <= 65535:
+        values = values / 257
+    elif high > low:
+        values = (values - low) * (255 / (high - low))
+    else:
+        values = np.zeros_like(values)
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
 def _as_image(value: Any, entry: dict[str, Any]) -> Image.Image | None:
     if isinstance(value, Image.Image):
         entry["kind"] = "image"
@@ -303,16 +348,15 @@ def _as_image(value: Any, entry: dict[str, Any]) -> Image.Image | None:
         entry["kind"] = "ndarray"
         entry["shape"] = list(value.shape)
         entry["dtype"] = str(value.dtype)
+        shaped = value.ndim == 2 or (value.ndim == 3 and value.shape[2] in (1, 3, 4))
+        if not shaped or value.size == 0 or value.dtype.kind not in "biuf":
+            return None
         if value.dtype == np.bool_:
             value = value.astype(np.uint8) * 255
-        if value.dtype == np.uint8 and (
-            value.ndim == 2 or (value.ndim == 3 and value.shape[2] in (1, 3, 4))
-        ):
-            entry["converted_from"] = "ndarray"
-            return Image.fromarray(
-                value[..., 0] if value.ndim == 3 and value.shape[2] == 1 else value
-            )
-        return None
+        elif value.dtype != np.uint8:
+            value = _to_uint8(value)
+        entry["converted_from"] = "ndarray"
+        return Image.fromarray(value[..., 0] if value.ndim == 3 and value.shape[2] == 1 else value)
     entry["kind"] = "other"
     return None
 
@@ -321,8 +365,10 @@ def _index_order(key: str) -> tuple[int, Any]:
     return (0, int(key)) if key.lstrip("-").isdigit() else (1, key)
 
 
-def install(shell: Any, transfer_dir: str, max_output_chars: int) -> Runtime:
+def install(
+    shell: Any, transfer_dir: str, max_output_chars: int, max_pixels: int = 40_000_000
+) -> Runtime:
     """Create the runtime and publish it as ``__cv_runtime__`` in the user namespace."""
-    runtime = Runtime(shell, transfer_dir, max_output_chars)
+    runtime = Runtime(shell, transfer_dir, max_output_chars, max_pixels)
     shell.user_ns["__cv_runtime__"] = runtime
     return runtime

@@ -23,6 +23,12 @@ class KernelLimits:
         max_code_chars: Longest code accepted by ``execute``.
         max_images: Most images returned by one execution.
         startup_timeout: Seconds a new kernel may take to become ready.
+        max_processes: Most processes (and threads) in the jail at once: the cgroup's
+            ``pids.max`` and, with a per-kernel uid, ``RLIMIT_NPROC``.
+        disk_bytes: Size of the jail's one writable tmpfs (workdir, ``/tmp``, ``/dev/shm``
+            and pixel transfer together); it vanishes with the kernel.
+        max_result_pixels: Largest image (width x height) the host accepts from the
+            kernel; bigger results are refused in the kernel before they cost the host.
     """
 
     timeout: float = 30.0
@@ -35,22 +41,44 @@ class KernelLimits:
     max_code_chars: int = 100_000
     max_images: int = 16
     startup_timeout: float = 60.0
+    max_processes: int | None = 64
+    disk_bytes: int = 512 * MiB
+    max_result_pixels: int = 40_000_000
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
         if self.max_output_chars < 0 or self.max_code_chars <= 0:
             raise ValueError("max_output_chars must be >= 0 and max_code_chars > 0")
+        if self.disk_bytes < 16 * MiB:
+            raise ValueError(f"disk_bytes must be at least 16 MiB, got {self.disk_bytes}")
+        if self.max_processes is not None and self.max_processes < 8:
+            raise ValueError(f"max_processes must be at least 8, got {self.max_processes}")
+        if self.max_result_pixels <= 0:
+            raise ValueError("max_result_pixels must be positive")
 
-    def rlimits(self) -> dict[str, int]:
-        """The OS resource limits to set in the kernel process, by ``RLIMIT_*`` suffix."""
+    def rlimits(self, *, per_kernel_uid: bool = False) -> dict[str, int]:
+        """The OS resource limits to set in the kernel process, by ``RLIMIT_*`` suffix.
+
+        ``NPROC`` counts every process of a uid, so it is set only when the kernel has a
+        uid of its own (``per_kernel_uid``).
+        """
         pairs = {
             "AS": self.memory_bytes,
             "CPU": self.cpu_seconds,
             "FSIZE": self.file_size_bytes,
             "NOFILE": self.open_files,
+            "CORE": 0,
+            "NPROC": self.max_processes if per_kernel_uid else None,
         }
         return {name: int(value) for name, value in pairs.items() if value is not None}
+
+    @property
+    def jail_memory_bytes(self) -> int | None:
+        """The jail's cgroup memory limit: the kernel's memory plus its tmpfs."""
+        if self.memory_bytes is None:
+            return None
+        return self.memory_bytes + self.disk_bytes
 
     def to_dict(self) -> dict[str, object]:
         """A plain-dict copy (for logs and benchmark reports)."""

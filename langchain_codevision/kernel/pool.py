@@ -1,10 +1,14 @@
 r"""A pool of warm kernels, so an episode does not pay a kernel's cold start.
 
 Kernels are started in the background on the kernel I/O loop. :meth:`KernelPool.session`
-hands one out for an episode and takes it back afterwards: it is reset (``recycle="reset"``,
-the default: fast, keeps the process) or replaced by a fresh process
-(``recycle="replace"``: nothing at all survives between episodes). A kernel that died,
-was restarted, or failed to reset is discarded and replaced.
+hands one out for an episode and takes it back afterwards. By default
+(``recycle="replace"``) a returned kernel is discarded with its whole jail and a fresh one
+is already warming up, so nothing at all survives between episodes and the fresh start
+costs the episode nothing. ``recycle="reset"`` keeps the process and clears its variables
+instead: only for trusted, single-tenant code (hooks, threads or patched modules that code
+installs survive a reset). A kernel that died, was restarted, or failed to reset is
+discarded and replaced. The pool prestarts exactly the shortfall: in ``reset`` mode a lent
+kernel counts as coming back.
 
 Example:
     >>> pool = KernelPool(size=2)
@@ -37,7 +41,8 @@ class KernelPool:
     Args:
         size: Warm kernels kept ready.
         max_size: Most kernels alive at once (idle + lent); ``acquire`` waits beyond it.
-        recycle: ``"reset"`` (clear state, keep the process) or ``"replace"``.
+        recycle: ``"replace"`` (default: a fresh jailed process per episode) or ``"reset"``
+            (clear state, keep the process; trusted code only).
         prestart: Start the warm kernels immediately in the background.
         **session_kwargs: Passed to every :class:`KernelSession` (limits, isolation, ...).
     """
@@ -47,7 +52,7 @@ class KernelPool:
         size: int = 2,
         *,
         max_size: int | None = None,
-        recycle: Literal["reset", "replace"] = "reset",
+        recycle: Literal["reset", "replace"] = "replace",
         prestart: bool = True,
         **session_kwargs: Any,
     ) -> None:
@@ -174,8 +179,9 @@ class KernelPool:
             await asyncio.sleep(delay)
         if self._closed:
             return
+        coming_back = len(self._lent) if self.recycle == "reset" else 0
         missing = min(
-            self.size - len(self._idle) - self._starting,
+            self.size - len(self._idle) - self._starting - coming_back,
             self.max_size - self._alive_total(),
         )
         for _ in range(max(missing, 0)):

@@ -1,36 +1,21 @@
-"""OS-level isolation for kernels: network namespace, scrubbed environment, launch command.
+"""The isolation policy and the kernel's scrubbed environment.
 
-Model-written code is untrusted. Import blacklists are bypassable, so isolation is done by
-the operating system instead:
-
-* **No network**: on Linux the kernel starts inside its own network namespace
-  (``unshare --net --map-root-user``); only unix-socket (IPC) transport reaches it.
-* **Resource limits**: applied by the launcher (see ``_launch.py``) before ipykernel starts.
-* **Environment**: an allowlist; secrets such as ``*_API_KEY`` or ``*_TOKEN`` never pass.
-
-Isolation is a policy: ``"strict"`` refuses to start a kernel the OS cannot isolate,
-``"auto"`` (the default) isolates where possible and warns once otherwise, ``"off"`` runs
-the kernel as a plain child process.
+Model-written code is untrusted, and import blacklists are bypassable, so isolation is
+done by the operating system (see :mod:`.jail` for the layers). This module holds the
+policy (``"strict"``, ``"auto"``, ``"off"``) and the environment allowlist: secrets such as
+``*_API_KEY`` or ``*_TOKEN`` never reach a kernel.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import functools
 import os
-import shutil
-import subprocess
-import sys
-import warnings
 from collections.abc import Mapping
 from enum import Enum
-from pathlib import Path
-
-LAUNCHER = Path(__file__).with_name("_launch.py")
-
 
 class IsolationPolicy(str, Enum):
-    """How strictly a kernel must be cut off from the network."""
+    """How strictly a kernel must be jailed: ``strict`` fails closed, ``auto`` takes the best
+    available jail and warns once about what is missing, ``off`` runs no jail."""
 
     STRICT = "strict"
     AUTO = "auto"
@@ -38,7 +23,7 @@ class IsolationPolicy(str, Enum):
 
 
 class IsolationError(RuntimeError):
-    """Raised under ``isolation="strict"`` when the OS cannot isolate the kernel."""
+    """Raised under ``isolation="strict"`` when the OS cannot build the kernel's jail."""
 
 
 ENV_ALLOWLIST: tuple[str, ...] = (
@@ -115,75 +100,3 @@ def scrub_environment(
     if extra:
         env.update(extra)
     return env
-
-
-@functools.lru_cache(maxsize=1)
-def network_namespace_support() -> tuple[bool, str]:
-    """Probe once whether this OS can start a process in a private network namespace.
-
-    Returns:
-        ``(supported, reason)``; ``reason`` explains a refusal.
-    """
-    if not sys.platform.startswith("linux"):
-        return False, f"network namespaces need Linux; this is {sys.platform}"
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return False, "the 'unshare' command (util-linux) is not installed"
-    try:
-        probe = subprocess.run(
-            [unshare, "--net", "--map-root-user", sys.executable, "-c", "pass"],
-            capture_output=True,
-            timeout=20,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"'unshare --net --map-root-user' failed to run: {exc}"
-    if probe.returncode != 0:
-        detail = probe.stderr.decode(errors="replace").strip() or f"exit {probe.returncode}"
-        return False, f"'unshare --net --map-root-user' was refused by the OS: {detail}"
-    return True, "private network namespace"
-
-
-_warned = False
-
-
-def resolve_isolation(policy: IsolationPolicy | str) -> str:
-    """Decide which isolation a new kernel gets under ``policy``.
-
-    Returns:
-        ``"netns"`` (no network) or ``"none"``.
-
-    Raises:
-        IsolationError: ``policy`` is strict and the OS cannot isolate.
-    """
-    global _warned
-    policy = IsolationPolicy(policy)
-    if policy is IsolationPolicy.OFF:
-        return "none"
-    supported, reason = network_namespace_support()
-    if supported:
-        return "netns"
-    if policy is IsolationPolicy.STRICT:
-        raise IsolationError(
-            f"cannot isolate the kernel from the network: {reason}. "
-            "Run where user namespaces are allowed, or pass isolation='auto' (isolate when "
-            "possible) or isolation='off' (no network isolation) to accept the risk."
-        )
-    if not _warned:
-        _warned = True
-        warnings.warn(
-            f"kernels run WITHOUT network isolation: {reason} "
-            "(pass isolation='strict' to refuse instead)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return "none"
-
-
-def launch_command(isolation: str, python: str | None = None) -> list[str]:
-    """The argv that starts a kernel; ``{connection_file}`` is filled in by jupyter_client."""
-    argv = [python or sys.executable, os.fspath(LAUNCHER), "-f", "{connection_file}"]
-    if isolation == "netns":
-        unshare = shutil.which("unshare") or "unshare"
-        argv = [unshare, "--net", "--map-root-user", *argv]
-    return argv

@@ -23,9 +23,8 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import signal
-import tempfile
+import subprocess
 import time
 import weakref
 from collections.abc import Sequence
@@ -41,7 +40,9 @@ from ._cell import POLL_S, run_cell
 from ._loop import run_async, run_sync
 from .limits import KernelLimits
 from .result import ExecutionError, ExecutionResult
-from .sandbox import IsolationPolicy, launch_command, resolve_isolation, scrub_environment
+from ._host import KernelHost, cleanup_state
+from .jail import JailBackend, JailPlan, plan_jail
+from .sandbox import IsolationPolicy
 
 RUNTIME_PATH = Path(__file__).with_name("_runtime.py")
 _ids = itertools.count(1)
@@ -57,7 +58,10 @@ class _IsolatedKernelManager(AsyncKernelManager):
     def __init__(self, argv: list[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._kernel_spec = KernelSpec(
-            argv=argv, display_name="CodeVision (sandboxed Python)", language="python"
+            argv=argv,
+            display_name="CodeVision (sandboxed Python)",
+            language="python",
+            interrupt_mode="message",  # a jailed kernel is not our signal target
         )
 
     @property
@@ -66,7 +70,7 @@ class _IsolatedKernelManager(AsyncKernelManager):
 
 
 def _kill_process_group(pid: int | None) -> None:
-    """SIGKILL a kernel and everything it started (it leads its own session)."""
+    """SIGKILL a kernel (or its jail supervisor) and its process group."""
     if not pid:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -80,20 +84,14 @@ def _kill_process_group(pid: int | None) -> None:
 def _finalize(state: dict[str, Any]) -> None:
     """Last-resort cleanup at garbage collection or interpreter exit."""
     _kill_process_group(state.get("pid"))
-    for key in ("root", "transfer"):
-        if state.get(key):
-            shutil.rmtree(state[key], ignore_errors=True)
+    cleanup_state(state)
 
 
-def _make_transfer_dir(root: Path) -> Path:
-    """A private folder for raw pixels: shared memory when the OS offers it, else ``root``."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        with contextlib.suppress(OSError):
-            return Path(tempfile.mkdtemp(prefix="codevision-px-", dir=shm))
-    path = root / "pixels"
-    path.mkdir()
-    return path
+def _quiet(jailed: bool) -> dict[str, Any]:
+    """Jailed kernels write nothing to the host's terminal (``CODEVISION_KERNEL_DEBUG=1``: do)."""
+    if not jailed or os.environ.get("CODEVISION_KERNEL_DEBUG") == "1":
+        return {}
+    return {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 
 
 def _to_array(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -111,9 +109,12 @@ class KernelSession:
 
     Args:
         limits: Time, memory and output limits (defaults: :class:`KernelLimits`).
-        isolation: ``"strict"``, ``"auto"`` (default) or ``"off"``; see ``sandbox.py``.
+        isolation: ``"strict"`` (refuse without the core jail layers), ``"auto"`` (default:
+            the best jail available, one warning naming what is missing) or ``"off"`` (a
+            plain child process, for trusted code); see :mod:`.jail`.
+        jail: ``"auto"`` (bubblewrap where installed, else the package's namespace jail),
+            ``"bwrap"`` or ``"namespaces"``.
         env: Extra environment variables for the kernel (trusted, added after scrubbing).
-        workdir_root: Where the private temporary directory is created.
         python: Interpreter for the kernel (default: this one).
         preamble: Extra code run once after start and after each reset.
     """
@@ -123,22 +124,23 @@ class KernelSession:
         *,
         limits: KernelLimits | None = None,
         isolation: IsolationPolicy | str = IsolationPolicy.AUTO,
+        jail: JailBackend = "auto",
         env: dict[str, str] | None = None,
-        workdir_root: str | os.PathLike[str] | None = None,
         python: str | None = None,
         preamble: str = "",
     ) -> None:
         self.limits = limits or KernelLimits()
         self.policy = IsolationPolicy(isolation)
+        self.jail = jail
+        if jail not in ("auto", "bwrap", "namespaces"):
+            raise ValueError(f"jail must be 'auto', 'bwrap' or 'namespaces', got {jail!r}")
         self.isolation = "none"
         self.extra_env = dict(env or {})
-        self.workdir_root = workdir_root
         self.python = python
         self.user_preamble = preamble
         self.name = f"kernel-{next(_ids)}"
-        self.root: Path | None = None
-        self.workdir: Path | None = None
-        self.transfer_dir: Path | None = None
+        self.plan: JailPlan | None = None
+        self.host: KernelHost | None = None
         self._km: _IsolatedKernelManager | None = None
         self._kc: Any = None
         self._lock: asyncio.Lock | None = None
@@ -307,39 +309,93 @@ class KernelSession:
                 await self._launch()
 
     async def _launch(self) -> None:
-        self.isolation = resolve_isolation(self.policy)
-        root = Path(tempfile.mkdtemp(prefix="codevision-", dir=self.workdir_root))
-        self.root, self.workdir = root, root / "work"
-        self.workdir.mkdir()
-        (root / "conn").mkdir()
-        self._state["root"] = str(root)
-        self.transfer_dir = _make_transfer_dir(root)
-        self._state["transfer"] = str(self.transfer_dir)
-        km = _IsolatedKernelManager(
-            launch_command(self.isolation, self.python),
-            transport="ipc",
-            ip=str(root / "conn" / "ipc"),
-            connection_file=str(root / "conn" / "kernel.json"),
+        self.plan = plan_jail(self.policy, self.jail)
+        host = KernelHost(
+            self.plan,
+            self.limits,
+            name=self.name,
+            python=self.python,
+            extra_env=self.extra_env,
+            state=self._state,
         )
-        env = scrub_environment(workdir=self.workdir, extra=self.extra_env)
-        env["CODEVISION_KERNEL_CONFIG"] = json.dumps(
-            {
-                "rlimits": self.limits.rlimits(),
-                "parent_pid": os.getpid(),
-                "workdir": str(self.workdir),
-            }
-        )
+        self.host = host
         try:
-            await km.start_kernel(env=env, cwd=str(self.workdir))
+            env = host.environment()
+            km = _IsolatedKernelManager(
+                host.command(),
+                transport="ipc",
+                ip=host.ipc_prefix,
+                connection_file=host.connection_file,
+            )
             self._km = km
-            self._state["pid"] = km.provisioner.pid if km.provisioner else None
-            self._kc = km.client()
-            self._kc.start_channels()
-            await self._kc.wait_for_ready(timeout=self.limits.startup_timeout)
-            await self._run_preamble()
+            await self._boot(lambda: km.start_kernel(env=env, **_quiet(host.jailed)))
         except Exception as exc:
             await self._kill()
+            host.cleanup()
+            self._km = self._kc = None
+            if isinstance(exc, KernelStartError):
+                raise
             raise KernelStartError(f"kernel failed to start: {exc}") from exc
+
+    async def _boot(self, launch: Any) -> None:
+        """(Re)launch the kernel process, follow its jail, connect, run the preamble."""
+        assert self.host is not None and self._km is not None
+        self.host.forget_jail()
+        await launch()
+        self._state["pid"] = self._km.provisioner.pid if self._km.provisioner else None
+        await self.host.follow_jail(self._is_alive, self.limits.startup_timeout)
+        if self._kc is None:
+            self._kc = self._km.client()
+            self._kc.start_channels()
+        try:
+            await self._kc.wait_for_ready(timeout=self.limits.startup_timeout)
+        except RuntimeError as exc:
+            detail = self.host.failure_detail() if self.host.jailed else ""
+            raise KernelStartError(f"kernel failed to start: {exc} {detail}".strip()) from exc
+        self.host.open_files()
+        self.isolation = self.host.isolation
+        await self._run_preamble()
+
+    def _read_pixels(self, where: dict[str, Any]) -> Image.Image:
+        """Read one result image from the kernel's pixel buffer, within the limits.
+
+        Everything the kernel says about the image is checked first: a known mode, a size
+        within ``max_result_pixels``, a length that matches; the file is always the
+        kernel's own ``px/out.pixels``, opened without following anything.
+        """
+        assert self.host is not None and self.host.files is not None
+        mode, size = where.get("mode"), where.get("size")
+        bands = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(str(mode))
+        if bands is None or not isinstance(size, list) or len(size) != 2:
+            raise ValueError(f"the kernel described an image it cannot send ({mode}, {size})")
+        width, height = (int(v) for v in size)
+        if width <= 0 or height <= 0 or width * height > self.limits.max_result_pixels:
+            raise ValueError(
+                f"the image is {width}x{height}; at most {self.limits.max_result_pixels} "
+                "pixels are accepted"
+            )
+        length, offset = width * height * bands, int(where.get("offset", 0))
+        if int(where.get("length", -1)) != length or offset < 0:
+            raise ValueError("the kernel's pixel description does not add up")
+        data = self.host.files.read("px/out.pixels", offset, length)
+        if len(data) != length:
+            raise ValueError(f"the pixel buffer ended early ({len(data)} of {length} bytes)")
+        return Image.frombytes(str(mode), (width, height), data)
+
+    @property
+    def workdir(self) -> Path | None:
+        """The kernel's working directory, as the kernel sees it (inside its jail)."""
+        return self.host.workdir if self.host else None
+
+    @property
+    def transfer_dir(self) -> Path | None:
+        """Where pixels move between host and kernel, as the kernel sees it."""
+        return self.host.transfer_dir if self.host else None
+
+    @property
+    def root(self) -> Path | None:
+        """The kernel's host-side folder (connection file, jail link); removed on close."""
+        return self.host.dir if self.host else None
 
     async def _run_preamble(self) -> None:
         code = "\n".join(
@@ -351,7 +407,7 @@ class KernelSession:
                 "_cv_sys.modules[_cv_spec.name] = _cv_mod",
                 "_cv_spec.loader.exec_module(_cv_mod)",
                 f"_cv_mod.install(get_ipython(), {str(self.transfer_dir)!r}, "
-                f"{self.limits.max_output_chars})",
+                f"{self.limits.max_output_chars}, {self.limits.max_result_pixels})",
                 "del _cv_util, _cv_sys, _cv_spec, _cv_mod",
                 "import math",
                 "import numpy as np",
@@ -441,9 +497,19 @@ class KernelSession:
             self._images[str(key)] = image
 
     async def _send_image(self, key: str, array: np.ndarray) -> None:
-        assert self.transfer_dir is not None
-        path = self.transfer_dir / f"in-{key}-{time.monotonic_ns()}.npy"
-        await asyncio.to_thread(np.save, path, array, allow_pickle=False)
+        assert self.host is not None and self.host.files is not None
+        name = f"px/in-{next(_ids)}-{time.monotonic_ns()}.npy"
+        files = self.host.files
+
+        def write() -> None:
+            with files.create(name) as handle:
+                np.save(handle, array, allow_pickle=False)
+
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:
+            raise ValueError(f"could not hand image {key!r} to the kernel: {exc}") from exc
+        path = self.host.area / name
         reply = await self._request(f"__cv_runtime__.load({key!r}, {str(path)!r})", silent=True)
         if reply.get("status") != "ok":
             raise ValueError(
@@ -471,12 +537,10 @@ class KernelSession:
                 raise RuntimeError(f"{self.name}: reset failed: {reply.get('evalue')}")
 
     async def _restart(self) -> None:
-        assert self._km is not None
+        assert self._km is not None and self.host is not None
         self.restarts += 1
-        await self._km.restart_kernel(now=True)
-        self._state["pid"] = self._km.provisioner.pid if self._km.provisioner else None
-        await self._kc.wait_for_ready(timeout=self.limits.startup_timeout)
-        await self._run_preamble()
+        self.host.kill_jail()
+        await self._boot(lambda: self._km.restart_kernel(now=True))
         for key, image in list(self._images.items()):
             await self._send_image(key, _to_array(image))
 
@@ -487,12 +551,13 @@ class KernelSession:
         provisioner = self._km.provisioner if self._km else None
         process = getattr(provisioner, "process", None)
         code = process.poll() if process is not None else None
+        extra = self.host.death_detail() if self.host else ""
         if code is None:
-            return "exit status unknown"
+            return "exit status unknown" + extra
         if code < 0:
             with contextlib.suppress(ValueError):
-                return f"killed by signal {signal.Signals(-code).name}"
-        return f"exit code {code}"
+                return f"killed by signal {signal.Signals(-code).name}{extra}"
+        return f"exit code {code}{extra}"
 
     async def _kill(self) -> None:
         if self._kc is not None:
@@ -503,10 +568,14 @@ class KernelSession:
                 await self._km.shutdown_kernel(now=True)
         _kill_process_group(self._state.get("pid"))
         self._state["pid"] = None
+        if self.host is not None:
+            self.host.kill_jail()
 
     async def _close(self) -> None:
         self._closed = True
         await self._kill()
+        if self.host is not None:
+            self.host.cleanup()
         self._km = None
         self._kc = None
         self._images.clear()

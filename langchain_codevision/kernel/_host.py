@@ -1,0 +1,226 @@
+"""The host side of one kernel process: its folder, cgroup, jail link and file access.
+
+A :class:`KernelHost` prepares what jupyter_client launches (argv, environment, connection
+file, socket prefix), follows the jail once it exists (``<folder>/jail`` links to the jail's
+root as ``/proc/<pid>/root``, so the host reaches the kernel's sockets and pixels while the
+kernel reaches nothing of the host), and removes everything again. Without a jail
+(``isolation="off"`` or nothing available) the kernel's area is the host folder itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from .cgroups import KernelCgroup
+from .hostdirs import KernelFiles, allocate_ids, run_root
+from .jail import JAIL_DIR, JailPlan, plain_command, supervisor_command, supervisor_env
+from .limits import KernelLimits
+from .sandbox import scrub_environment
+
+JAIL_LINK = "jail"
+
+
+class KernelHost:
+    """Host-side resources of one kernel (see the module docstring)."""
+
+    def __init__(
+        self,
+        plan: JailPlan,
+        limits: KernelLimits,
+        *,
+        name: str,
+        python: str | None,
+        extra_env: dict[str, str],
+        state: dict[str, Any],
+    ) -> None:
+        self.plan = plan
+        self.limits = limits
+        self.python = python
+        self.extra_env = extra_env
+        self.state = state  # shared with the session's finalizer
+        self.dir = run_root().kernel_dir(name)
+        state["dir"] = str(self.dir)
+        self.jailed = plan.backend != "none"
+        self.files: KernelFiles | None = None
+        self.cgroup: KernelCgroup | None = None
+        self.layers: list[str] = []
+        self.jail_pid: int | None = None
+        self.ids: tuple[int, int] | None = None
+        if self.jailed:
+            self.area = Path(JAIL_DIR)  # the kernel's writable area, as the kernel sees it
+        else:
+            self.area = self.dir
+            for sub in ("work", "px"):
+                (self.dir / sub).mkdir(mode=0o700)
+
+    # -------------------------------------------------------------------- what to launch
+    @property
+    def workdir(self) -> Path:
+        """The kernel's working directory (as the kernel sees it)."""
+        return self.area / "work"
+
+    @property
+    def transfer_dir(self) -> Path:
+        """Where pixels move between host and kernel (as the kernel sees it)."""
+        return self.area / "px"
+
+    @property
+    def ipc_prefix(self) -> str:
+        """The socket prefix the host connects to."""
+        if self.jailed:
+            return str(self.dir / JAIL_LINK / JAIL_DIR.lstrip("/") / "ipc")
+        return str(self.dir / "ipc")
+
+    @property
+    def connection_file(self) -> str:
+        """The host's copy of the connection file (never visible to a jailed kernel)."""
+        return str(self.dir / "kernel.json")
+
+    def command(self) -> list[str]:
+        """The argv template for jupyter_client."""
+        return supervisor_command(self.python) if self.jailed else plain_command(self.python)
+
+    def environment(self) -> dict[str, str]:
+        """The launch environment (for a jail: the supervisor's configuration)."""
+        kernel_config: dict[str, Any] = {
+            "rlimits": self.limits.rlimits(per_kernel_uid=self.plan.drop_uid),
+            "workdir": str(self.workdir),
+        }
+        env = scrub_environment(workdir=self.workdir, extra=self.extra_env)
+        if not self.jailed:
+            kernel_config["parent_pid"] = os.getpid()
+            env["CODEVISION_KERNEL_CONFIG"] = json.dumps(kernel_config)
+            return env
+        env["TMPDIR"] = "/tmp"
+        kernel_config["layers_file"] = f"{JAIL_DIR}/layers.json"
+        if self.plan.landlock:
+            kernel_config["landlock"] = {"read": ["/"], "write": [JAIL_DIR, "/dev"]}
+        env["CODEVISION_KERNEL_CONFIG"] = json.dumps(kernel_config)
+        ids = allocate_ids() if self.plan.drop_uid else None
+        self.ids = ids
+        cgroups: list[str] = []
+        if self.plan.cgroup:
+            self.cgroup = KernelCgroup.create(
+                run_root().cgroup_name(self.dir),
+                max_processes=self.limits.max_processes,
+                memory_bytes=self.limits.jail_memory_bytes,
+            )
+            cgroups = [str(path) for path in self.cgroup.paths]
+            self.state["cgroup"] = cgroups
+        return supervisor_env(
+            self.plan,
+            host_dir=self.dir,
+            ids=ids,
+            quota_bytes=self.limits.disk_bytes,
+            cgroups=cgroups,
+            kernel_env=env,
+            python=self.python,
+        )
+
+    # -------------------------------------------------------------------- after launch
+    def forget_jail(self) -> None:
+        """Before a (re)start: drop the link, descriptors and pid of the previous jail."""
+        self.close_files()
+        for name in (JAIL_LINK, "jail.pid", "jail.err"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / name).unlink()
+        self.jail_pid = None
+        pidfd = self.state.pop("pidfd", None)
+        if pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(pidfd)
+
+    async def follow_jail(self, process_alive, timeout: float) -> None:
+        """Wait until the supervisor reports the jail, then link its root."""
+        if not self.jailed:
+            return
+        pid_file = self.dir / "jail.pid"
+        deadline = time.monotonic() + timeout
+        while not pid_file.exists():
+            if not await process_alive():
+                raise RuntimeError(f"the jail could not be built: {self.failure_detail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the jail did not come up in time")
+            await asyncio.sleep(0.005)
+        self.jail_pid = int(pid_file.read_text())
+        with contextlib.suppress(OSError):
+            self.state["pidfd"] = os.pidfd_open(self.jail_pid)
+        link = self.dir / JAIL_LINK
+        os.symlink(f"/proc/{self.jail_pid}/root", link)
+
+    def open_files(self) -> None:
+        """Open the kernel's area (call once the kernel is ready, before any user code)."""
+        self.close_files()
+        target = self.dir / JAIL_LINK / JAIL_DIR.lstrip("/") if self.jailed else self.dir
+        # Files the host makes in a bubblewrap jail's tmpfs must belong to the kernel's uid.
+        owner = self.ids if self.plan.backend == "bwrap" else None
+        self.files = KernelFiles(target, owner)
+        self.layers = [self.plan.backend, *self.plan.layers] if self.jailed else []
+        if self.jailed:
+            with contextlib.suppress(OSError, ValueError):
+                raw = self.files.read("layers.json", 0, 4096)
+                self.layers += [str(layer) for layer in json.loads(raw)]
+
+    def close_files(self) -> None:
+        """Release the area's descriptor."""
+        if self.files is not None:
+            self.files.close()
+            self.files = None
+
+    @property
+    def isolation(self) -> str:
+        """The layers in force, e.g. ``"bwrap+uid+user+pid+...+rlimits(AS,CPU,...)"``."""
+        return "+".join(self.layers) if self.layers else "none"
+
+    def failure_detail(self) -> str:
+        """Why the supervisor could not build the jail, if it said."""
+        error = self.dir / "jail.err"
+        with contextlib.suppress(OSError):
+            return error.read_text().strip()[:500] or "no detail"
+        return "no detail"
+
+    def death_detail(self) -> str:
+        """Extra words for a kernel death (the memory limit's OOM kills)."""
+        if self.cgroup is not None and self.cgroup.oom_kills():
+            return "; the jail reached its memory limit"
+        return ""
+
+    def kill_jail(self) -> None:
+        """SIGKILL the jail's init through its pidfd (no risk of a reused pid)."""
+        pidfd = self.state.get("pidfd")
+        if pidfd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        if self.cgroup is not None:
+            self.cgroup.kill()
+
+    def cleanup(self) -> None:
+        """Kill what is left, remove the cgroup and the folder (idempotent)."""
+        self.kill_jail()
+        self.forget_jail()
+        cleanup_state(self.state)
+        self.cgroup = None
+
+
+def cleanup_state(state: dict[str, Any]) -> None:
+    """Finalizer-safe cleanup of what a :class:`KernelHost` left in ``state``."""
+    pidfd = state.pop("pidfd", None)
+    if pidfd is not None:
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.close(pidfd)
+    cgroups = state.pop("cgroup", None)
+    if cgroups:
+        KernelCgroup("stale", [Path(p) for p in cgroups]).remove()
+    directory = state.pop("dir", None)
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,288 @@
+"""Thin ctypes wrappers over the Linux calls a jail is built from.
+
+Loaded by path from the jail supervisor and the kernel launcher (never imported from the
+package), so it uses the standard library only. Python 3.11 has no ``os.unshare``,
+``mount`` or Landlock bindings; these wrappers raise :class:`OSError` with the call named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import platform
+from collections.abc import Iterator
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+
+MNT_DETACH = 2
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+
+# Generic syscall numbers (identical on x86_64 and aarch64 for these newer calls).
+_SYS = {"pivot_root": {"x86_64": 155, "aarch64": 41}}
+SYS_OPENAT2 = 437
+SYS_MOUNT_SETATTR = 442
+SYS_LANDLOCK_CREATE_RULESET = 444
+SYS_LANDLOCK_ADD_RULE = 445
+SYS_LANDLOCK_RESTRICT_SELF = 446
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
+_libc.mount.argtypes += [ctypes.c_char_p]
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+    return result
+
+
+def _b(text: str | None) -> bytes | None:
+    return None if text is None else os.fsencode(text)
+
+
+def unshare(flags: int) -> None:
+    """Move the calling process into new namespaces (``unshare(2)``)."""
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None):
+    """``mount(2)``."""
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), f"mount {target}")
+
+
+def umount(target: str, flags: int = 0) -> None:
+    """``umount2(2)``."""
+    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), f"umount {target}")
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def make_readonly(target: str, recursive: bool = True) -> None:
+    """Make the mount at ``target`` (and every mount below it) read-only, nosuid, nodev."""
+    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0)
+    flags = AT_RECURSIVE if recursive else 0
+    result = _libc.syscall(
+        SYS_MOUNT_SETATTR,
+        ctypes.c_int(AT_FDCWD),
+        _b(target),
+        ctypes.c_uint(flags),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+    _check(result, f"mount_setattr {target}")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """``pivot_root(2)``."""
+    number = _SYS["pivot_root"].get(platform.machine(), 155)
+    _check(_libc.syscall(number, _b(new_root), _b(put_old)), "pivot_root")
+
+
+def sethostname(name: str) -> None:
+    """``sethostname(2)`` (in a private UTS namespace)."""
+    raw = name.encode()
+    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")
+
+
+def prctl(option: int, value: int) -> None:
+    """``prctl(2)`` with one argument."""
+    args = (ctypes.c_ulong(0),) * 3
+    _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(value), *args), "prctl")
+
+
+@contextlib.contextmanager
+def file_owner(uid: int | None, gid: int | None) -> Iterator[None]:
+    """Create files as ``uid``/``gid`` in this thread (``setfsuid``; the thread's own ids).
+
+    A root host must create files in a jail's tmpfs as the kernel's uid: the tmpfs belongs
+    to the jail's user namespace, where host root has no id (``EOVERFLOW``).
+    """
+    if uid is None or os.geteuid() != 0:
+        yield
+        return
+    _libc.setfsgid(ctypes.c_uint(gid if gid is not None else uid))
+    _libc.setfsuid(ctypes.c_uint(uid))
+    try:
+        yield
+    finally:
+        _libc.setfsuid(ctypes.c_uint(0))
+        _libc.setfsgid(ctypes.c_uint(0))
+
+
+# openat2 does not add O_LARGEFILE by itself on 64-bit systems the way open() does.
+_O_LARGEFILE = {"x86_64": 0o100000, "aarch64": 0o400000}
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def open_beneath(dirfd: int, path: str, flags: int, mode: int = 0o600) -> int:
+    """Open ``path`` strictly inside ``dirfd``: no symlinks, no ``..`` out, no mount crossing.
+
+    The host uses this for every file it reads from or writes into a jail, so a hostile
+    kernel cannot redirect it with a symlink or a bind mount.
+    """
+    flags |= os.O_CLOEXEC | _O_LARGEFILE.get(platform.machine(), 0o100000)
+    how = _OpenHow(flags, mode if flags & os.O_CREAT else 0, 0)
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV
+    result = _libc.syscall(
+        SYS_OPENAT2, ctypes.c_int(dirfd), _b(path), ctypes.byref(how), ctypes.c_size_t(24)
+    )
+    return _check(result, f"open {path!r} in the jail")
+
+
+# ----------------------------------------------------------------------------- Landlock
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 0x1
+LANDLOCK_SCOPE_SIGNAL = 0x2
+
+_FS_EXECUTE = 1 << 0
+_FS_WRITE_FILE = 1 << 1
+_FS_READ_FILE = 1 << 2
+_FS_READ_DIR = 1 << 3
+_FS_REMOVE_DIR = 1 << 4
+_FS_REMOVE_FILE = 1 << 5
+_FS_MAKE_CHAR = 1 << 6
+_FS_MAKE_DIR = 1 << 7
+_FS_MAKE_REG = 1 << 8
+_FS_MAKE_SOCK = 1 << 9
+_FS_MAKE_FIFO = 1 << 10
+_FS_MAKE_BLOCK = 1 << 11
+_FS_MAKE_SYM = 1 << 12
+_FS_REFER = 1 << 13
+_FS_TRUNCATE = 1 << 14
+_FS_IOCTL_DEV = 1 << 15
+_READ = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def landlock_abi() -> int:
+    """The Landlock ABI version the running kernel offers (0: none)."""
+    result = _libc.syscall(
+        SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
+        ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION),
+    )  # fmt: skip
+    return max(int(result), 0)
+
+
+def _fs_rights(abi: int) -> int:
+    rights = (1 << 13) - 1  # ABI 1: execute .. make_sym
+    if abi >= 2:
+        rights |= _FS_REFER
+    if abi >= 3:
+        rights |= _FS_TRUNCATE
+    if abi >= 5:
+        rights |= _FS_IOCTL_DEV
+    return rights
+
+
+def landlock_restrict(read_paths: list[str], write_paths: list[str]) -> list[str]:
+    """Confine this process (and its children) with Landlock; returns the rules in force.
+
+    Everything may be read and executed below ``read_paths``; files may be written, made
+    and removed only below ``write_paths``. With ABI 6 or newer, signals to processes and
+    abstract unix sockets outside the sandbox are cut as well.
+    """
+    abi = landlock_abi()
+    if abi < 1:
+        raise OSError(95, "Landlock is not offered by this kernel")
+    handled = _fs_rights(abi)
+    scoped = 0
+    if abi >= 6:
+        scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL
+    attr = _RulesetAttr(handled, 0, scoped)
+    size = ctypes.sizeof(attr) if abi >= 6 else 8
+    ruleset = _check(
+        _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size),
+                      ctypes.c_uint32(0)),
+        "landlock_create_ruleset",
+    )  # fmt: skip
+    try:
+        for paths, access in ((read_paths, _READ), (write_paths, handled)):
+            for path in paths:
+                try:
+                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    rule_access = access if os.path.isdir(path) else access & _file_rights(abi)
+                    rule = _PathBeneath(rule_access & handled, fd)
+                    _check(
+                        _libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset),
+                                      ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
+                                      ctypes.byref(rule), ctypes.c_uint32(0)),
+                        f"landlock_add_rule {path}",
+                    )  # fmt: skip
+                finally:
+                    os.close(fd)
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        _check(
+            _libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)),
+            "landlock_restrict_self",
+        )
+    finally:
+        os.close(ruleset)
+    layers = [f"landlock-fs(abi {abi})"]
+    if scoped:
+        layers.append("landlock-scope(signals, abstract sockets)")
+    return layers
+
+
+def _file_rights(abi: int) -> int:
+    rights = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE
+    if abi >= 3:
+        rights |= _FS_TRUNCATE
+    if abi >= 5:
+        rights |= _FS_IOCTL_DEV
+    return rights

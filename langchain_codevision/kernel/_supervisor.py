@@ -1,0 +1,356 @@
+"""Jail supervisor: builds one kernel's jail, starts the kernel in it, mirrors its exit.
+
+Run by path as the kernel command (``python -E -s _supervisor.py CONNECTION_FILE``) with
+its settings as JSON in ``CODEVISION_JAIL``; it imports nothing from the package. It stays
+outside the jail, so the host can watch it like any kernel process: its exit status is the
+kernel's, and when it dies (closed session, SIGKILLed host) the jail dies with it.
+
+Jail layout, the same for both backends::
+
+    /usr /etc /lib* /bin ... the Python prefixes   host paths, read-only
+    /proc                                          the jail's own PID namespace
+    /dev                                           null, zero, full, random, urandom, tty
+    /run/cv                                        size-capped tmpfs, the only writable place:
+        kernel.json ipc-*                          the kernel's connection file and sockets
+        work/ tmp/ shm/ px/                        workdir, /tmp, /dev/shm, pixel transfer
+
+Backends: ``bwrap`` (bubblewrap) or ``namespaces`` (the same layers built here with
+``unshare``/``mount``/``pivot_root``). Either way the kernel runs as an unprivileged uid in
+a user namespace (when the host is root it first drops to a per-kernel uid), in private
+PID, mount, network, IPC and UTS namespaces, inside the cgroups the host prepared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import signal
+import stat
+import subprocess
+import sys
+
+import _jailsys as sysc
+
+JAIL_DIR = "/run/cv"
+JAIL_SUBDIRS = {"work": 0o700, "tmp": 0o1777, "shm": 0o1777, "px": 0o700}
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+}
+EXIT_SETUP_FAILED = 70
+
+
+def main() -> None:
+    """Read the configuration, build the jail, run the kernel, mirror its exit."""
+    config = json.loads(os.environ.pop("CODEVISION_JAIL"))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts reach the kernel by message
+    host_dir = config["host_dir"]
+    # Opened before any namespace or mount change, so a failure anywhere can be reported.
+    err_path = os.path.join(host_dir, "jail.err")
+    config["err_fd"] = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
+    try:
+        sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != config["parent_pid"]:
+            os._exit(1)  # the host is already gone
+        with open(sys.argv[1], encoding="utf-8") as handle:
+            connection = json.load(handle)
+        connection["ip"] = f"{JAIL_DIR}/ipc"
+        kernel_conn = json.dumps(connection).encode()
+        _join_cgroups(config.get("cgroups", ()))
+        run = _run_bwrap if config["backend"] == "bwrap" else _run_namespaces
+        status, via_bwrap = run(config, kernel_conn)
+    except Exception as exc:  # report why, for the host's start error
+        _report(config, exc)
+        os._exit(EXIT_SETUP_FAILED)
+    _mirror(status, via_bwrap)
+
+
+def _report(config: dict, exc: BaseException) -> None:
+    with_errno = f" (errno {exc.errno})" if isinstance(exc, OSError) and exc.errno else ""
+    os.write(config["err_fd"], f"{type(exc).__name__}: {exc}{with_errno}\n".encode())
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _join_cgroups(cgroups: list[str]) -> None:
+    for path in cgroups:
+        _write(os.path.join(path, "cgroup.procs"), str(os.getpid()))
+
+
+def _drop_privileges(config: dict) -> None:
+    """Root host: become the kernel's own unprivileged uid/gid, with no groups."""
+    uid, gid = config.get("uid"), config.get("gid")
+    if uid is None or os.getuid() != 0:
+        return
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+
+
+def _wait(pid: int) -> int:
+    def forward(_signum: int, _frame: object) -> None:
+        os.kill(pid, signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGHUP, forward)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return status
+        except InterruptedError:
+            continue
+
+
+def _mirror(status: int, via_bwrap: bool) -> None:
+    """Exit the way the kernel did, so the host reports its exit code or signal."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+    else:
+        code = os.WEXITSTATUS(status)
+        if not (via_bwrap and code > 128):
+            os._exit(code)
+        number = code - 128  # bubblewrap reports a signalled child as 128 + signal
+    signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
+    os._exit(128 + number)
+
+
+# --------------------------------------------------------------------------- bubblewrap
+def _run_bwrap(config: dict, kernel_conn: bytes) -> tuple[int, bool]:
+    if config.get("uid") is not None and os.getuid() == 0:
+        _expose_hidden(config["ro_paths"], config["uid"])
+    data_read, data_write = os.pipe()
+    os.write(data_write, kernel_conn)
+    os.close(data_write)
+    info_read, info_write = os.pipe()
+    quota = str(int(config["quota_bytes"]))
+    inner = str(config.get("inner_id", 65534))
+    argv = [config["bwrap"], "--unshare-all", "--unshare-user", "--disable-userns"]
+    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    argv += ["--uid", inner, "--gid", inner, "--hostname", "codevision"]
+    for path in config["ro_paths"]:
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.exists(path):
+            argv += ["--ro-bind", path, path]
+    argv += ["--dir", "/dev"]
+    for name in DEVICES:
+        if os.path.exists(f"/dev/{name}"):
+            argv += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
+    for name, target in DEV_LINKS.items():
+        argv += ["--symlink", target, f"/dev/{name}"]
+    argv += ["--proc", "/proc"]
+    argv += ["--size", quota, "--perms", "0700", "--tmpfs", JAIL_DIR]
+    for name, mode in JAIL_SUBDIRS.items():
+        argv += ["--perms", f"{mode:04o}", "--dir", f"{JAIL_DIR}/{name}"]
+    argv += ["--perms", "0400", "--ro-bind-data", str(data_read), f"{JAIL_DIR}/kernel.json"]
+    argv += ["--symlink", f"{JAIL_DIR}/tmp", "/tmp", "--symlink", f"{JAIL_DIR}/shm", "/dev/shm"]
+    argv += ["--remount-ro", "/", "--chdir", f"{JAIL_DIR}/work", "--info-fd", str(info_write)]
+    argv += ["--", *config["kernel_argv"]]
+
+    def prepare_child() -> None:
+        _drop_privileges(config)
+        sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    child = subprocess.Popen(
+        argv,
+        env=config["kernel_env"],
+        pass_fds=(data_read, info_write),
+        preexec_fn=prepare_child,
+        stdin=subprocess.DEVNULL,
+    )
+    os.close(data_read)
+    os.close(info_write)
+    info = b""
+    while chunk := os.read(info_read, 4096):
+        info += chunk
+    os.close(info_read)
+    if info:
+        jail_pid = json.loads(info)["child-pid"]
+        _write(os.path.join(config["host_dir"], "jail.pid"), str(jail_pid))
+    return _wait(child.pid), True
+
+
+def _expose_hidden(paths: list[str], uid: int) -> None:
+    """Make read-only paths below directories ``uid`` cannot enter reachable for bwrap.
+
+    In a private mount namespace of this supervisor only: each blocking directory (e.g. a
+    ``/root`` of mode 0700 holding the Python prefix) is covered by a tmpfs in which just
+    the needed paths are bound back.
+    """
+    blocked: dict[str, list[str]] = {}
+    for path in paths:
+        parts = path.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            ancestor = "/" + "/".join(parts[:depth])
+            info = os.stat(ancestor)
+            if info.st_uid != uid and not info.st_mode & stat.S_IXOTH:
+                blocked.setdefault(ancestor, []).append(path)
+                break
+    if not blocked:
+        return
+    sysc.unshare(sysc.CLONE_NEWNS)
+    sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE)
+    for ancestor, inner_paths in blocked.items():
+        fds = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in inner_paths}
+        sysc.mount("tmpfs", ancestor, "tmpfs", sysc.MS_NOSUID | sysc.MS_NODEV, "mode=0755")
+        for path, fd in fds.items():
+            _bind(f"/proc/self/fd/{fd}", path, directory=stat.S_ISDIR(os.fstat(fd).st_mode))
+            os.close(fd)
+
+
+def _bind(source: str, target: str, *, directory: bool, readonly: bool = True) -> None:
+    if directory:
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.exists(target):
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    sysc.mount(source, target, None, sysc.MS_BIND | sysc.MS_REC)
+    if readonly:
+        sysc.make_readonly(target)
+
+
+# --------------------------------------------------------------------------- namespaces
+def _run_namespaces(config: dict, kernel_conn: bytes) -> tuple[int, bool]:
+    root_host = os.getuid() == 0
+    flags = sysc.CLONE_NEWPID
+    if not root_host:
+        outer_uid, outer_gid = os.getuid(), os.getgid()
+        sysc.unshare(flags | sysc.CLONE_NEWUSER)
+        _map_ids(0, outer_uid, outer_gid)
+    else:
+        sysc.unshare(flags)
+    alive_read, alive_write = os.pipe()
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(alive_write)
+        os.close(ready_read)
+        try:
+            _namespace_child(config, kernel_conn, alive_read, ready_write)
+        except BaseException as exc:
+            _report(config, exc)
+        os._exit(EXIT_SETUP_FAILED)
+    os.close(alive_read)
+    os.close(ready_write)
+    if os.read(ready_read, 1) == b"1":
+        _write(os.path.join(config["host_dir"], "jail.pid"), str(pid))
+    os.close(ready_read)
+    status = _wait(pid)
+    os.close(alive_write)
+    return status, False
+
+
+def _map_ids(inner: int, outer_uid: int, outer_gid: int) -> None:
+    """Map ``inner`` in the new user namespace onto the caller's own uid and gid."""
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{inner} {outer_uid} 1")
+    _write("/proc/self/gid_map", f"{inner} {outer_gid} 1")
+
+
+def _namespace_child(config: dict, kernel_conn: bytes, alive_fd: int, ready_fd: int) -> None:
+    """PID 1 of the new PID namespace: build the filesystem, drop everything, exec."""
+    sysc.unshare(sysc.CLONE_NEWNS | sysc.CLONE_NEWNET | sysc.CLONE_NEWIPC | sysc.CLONE_NEWUTS)
+    sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE)
+    owner = (config["uid"], config["gid"]) if os.getuid() == 0 and config.get("uid") else (0, 0)
+    # Sources are opened before the new root covers /tmp, so any host path can be shown.
+    sources = {}
+    for path in [*config["ro_paths"], *(f"/dev/{name}" for name in DEVICES)]:
+        if os.path.islink(path) and not path.startswith("/dev/"):
+            sources[path] = os.readlink(path)
+        elif os.path.exists(path):
+            sources[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    new_root = "/tmp"
+    sysc.mount("tmpfs", new_root, "tmpfs", sysc.MS_NOSUID | sysc.MS_NODEV, "size=8m,mode=0755")
+    for path in config["ro_paths"]:
+        source = sources.get(path)
+        if isinstance(source, str):
+            os.makedirs(os.path.dirname(new_root + path), exist_ok=True)
+            os.symlink(source, new_root + path)
+        elif source is not None:
+            directory = stat.S_ISDIR(os.fstat(source).st_mode)
+            _bind(f"/proc/self/fd/{source}", new_root + path, directory=directory)
+    _make_dev(new_root, sources)
+    for source in sources.values():
+        if isinstance(source, int):
+            os.close(source)
+    os.makedirs(new_root + "/proc")
+    sysc.mount("proc", new_root + "/proc", "proc", sysc.MS_NOSUID | sysc.MS_NODEV | sysc.MS_NOEXEC)
+    _make_jail_dir(new_root + JAIL_DIR, config, owner, kernel_conn)
+    os.symlink(f"{JAIL_DIR}/tmp", new_root + "/tmp")
+    os.symlink(f"{JAIL_DIR}/shm", new_root + "/dev/shm")
+    os.chdir(new_root)
+    sysc.pivot_root(".", ".")
+    sysc.umount(".", sysc.MNT_DETACH)
+    os.chdir("/")
+    sysc.make_readonly("/", recursive=False)
+    sysc.make_readonly("/dev", recursive=False)
+    sysc.sethostname("codevision")
+    _drop_privileges(config)
+    sysc.prctl(sysc.PR_SET_DUMPABLE, 1)  # a uid change hides /proc/self from its owner
+    uid, gid = os.getuid(), os.getgid()
+    sysc.unshare(sysc.CLONE_NEWUSER | sysc.CLONE_NEWNS)  # inherited mounts become locked
+    inner = int(config.get("inner_id", 65534))
+    _map_ids(inner, uid, gid)
+    try:
+        _write("/proc/sys/user/max_user_namespaces", "0")
+    except OSError:
+        pass
+    os.setsid()
+    sysc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
+    sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if select.select([alive_fd], [], [], 0)[0]:
+        os._exit(1)  # the supervisor died while the jail was being built
+    os.close(alive_fd)
+    os.chdir(f"{JAIL_DIR}/work")
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.write(ready_fd, b"1")
+    os.close(ready_fd)
+    argv = config["kernel_argv"]
+    os.execve(argv[0], argv, config["kernel_env"])
+
+
+def _make_dev(new_root: str, sources: dict[str, int | str]) -> None:
+    dev = new_root + "/dev"
+    os.makedirs(dev)
+    sysc.mount("tmpfs", dev, "tmpfs", sysc.MS_NOSUID | sysc.MS_NOEXEC, "size=64k,mode=0755")
+    for name in DEVICES:
+        source = sources.get(f"/dev/{name}")
+        if isinstance(source, int):
+            _bind(f"/proc/self/fd/{source}", f"{dev}/{name}", directory=False, readonly=False)
+    for name, target in DEV_LINKS.items():
+        os.symlink(target, f"{dev}/{name}")
+
+
+def _make_jail_dir(path: str, config: dict, owner: tuple[int, int], kernel_conn: bytes) -> None:
+    os.makedirs(path)
+    options = f"size={int(config['quota_bytes'])},mode=0700,uid={owner[0]},gid={owner[1]}"
+    sysc.mount("tmpfs", path, "tmpfs", sysc.MS_NOSUID | sysc.MS_NODEV, options)
+    for name, mode in JAIL_SUBDIRS.items():
+        os.mkdir(f"{path}/{name}")
+        os.chmod(f"{path}/{name}", mode)
+        os.chown(f"{path}/{name}", *owner)
+    conn = f"{path}/kernel.json"
+    fd = os.open(conn, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o400)
+    os.write(fd, kernel_conn)
+    os.close(fd)
+    os.chown(conn, *owner)
+
+
+if __name__ == "__main__":
+    main()

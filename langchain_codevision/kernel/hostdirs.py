@@ -1,0 +1,166 @@
+"""Host-side directories of the kernels, and safe access to the files inside a jail.
+
+Each host process keeps one run root, ``$TMPDIR/codevision-<pid>-<random>/`` (mode 0711),
+holding an ``owner.lock`` it keeps locked for its lifetime and one mode-0700 directory
+per kernel (connection file, the jail's pid, a link to its root). A jailed kernel never
+sees these: everything it can write lives in its own size-capped tmpfs, which vanishes
+with the jail. The run root is removed at exit; a later process removes the run roots
+(and cgroups) of hosts that were SIGKILLed, recognised by their unlocked ``owner.lock``.
+
+:class:`KernelFiles` is how the host reads result pixels from and writes input pixels into
+a kernel's area: through a directory descriptor opened while the kernel was fresh, with
+``openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV)``, so no symlink, ``..``
+or mount the kernel plants can send the host's reads or writes anywhere else.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import itertools
+import os
+import shutil
+import stat
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from . import _jailsys
+from .cgroups import sweep_stale_cgroups
+
+__all__ = ["KernelFiles", "RunRoot", "allocate_ids", "run_root"]
+
+PREFIX = "codevision-"
+LEGACY_MAX_AGE_S = 3600.0
+UID_BASE = 1_900_000_000
+"""Kernel uids are taken from ``UID_BASE`` upwards: one per kernel, never a real user."""
+
+_lock = threading.Lock()
+_root: RunRoot | None = None
+_uids = itertools.count()
+
+
+class RunRoot:
+    """This process's directory of kernel folders (see the module docstring)."""
+
+    def __init__(self, base: str | None = None) -> None:
+        self.base = Path(base or tempfile.gettempdir())
+        self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=self.base))
+        os.chmod(self.path, 0o711)
+        self.owner = self.path.name[len(PREFIX) :]
+        self._lock_fd = os.open(self.path / "owner.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._names = itertools.count(1)
+        self.swept = sweep_stale(self.base, keep=self.path)
+
+    def kernel_dir(self, name: str) -> Path:
+        """A new private (0700) folder for one kernel."""
+        path = self.path / f"{name}-{next(self._names)}"
+        path.mkdir(mode=0o700)
+        return path
+
+    def cgroup_name(self, kernel_dir: Path) -> str:
+        """The cgroup name of a kernel: ``<owner>-<kernel folder>``, swept by owner."""
+        return f"{self.owner}-{kernel_dir.name.replace('-', '_')}"
+
+    def close(self) -> None:
+        """Remove the run root (at interpreter exit)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
+
+
+def run_root() -> RunRoot:
+    """This process's run root, made (and stale ones swept) on first use."""
+    global _root
+    with _lock:
+        if _root is None or not _root.path.exists():
+            _root = RunRoot()
+            atexit.register(_root.close)
+        return _root
+
+
+def _owner_alive(directory: Path) -> bool:
+    lock = directory / "owner.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def sweep_stale(base: Path, keep: Path | None = None) -> int:
+    """Remove run roots (and cgroups) left by hosts that died; returns how many went.
+
+    Folders of the older layout (no ``owner.lock``) are removed once they are an hour old.
+    """
+    removed = 0
+    live: set[str] = set()
+    for entry in [*base.glob(f"{PREFIX}*"), *Path("/dev/shm").glob(f"{PREFIX}*")]:
+        if keep is not None and entry == keep:
+            live.add(entry.name[len(PREFIX) :])
+            continue
+        with contextlib.suppress(OSError):
+            info = entry.lstat()
+            if not stat.S_ISDIR(info.st_mode):
+                continue
+            if (entry / "owner.lock").exists():
+                if _owner_alive(entry):
+                    live.add(entry.name[len(PREFIX) :])
+                    continue
+            elif time.time() - info.st_mtime < LEGACY_MAX_AGE_S:
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    with contextlib.suppress(OSError):
+        removed += sweep_stale_cgroups(lambda owner: owner in live)
+    return removed
+
+
+def allocate_ids() -> tuple[int, int]:
+    """A fresh ``(uid, gid)`` for one kernel: unique within this process, apart from others'."""
+    offset = (os.getpid() % 40_000) * 1000 + next(_uids) % 1000
+    return UID_BASE + offset, UID_BASE + offset
+
+
+class KernelFiles:
+    """Reads and writes below one kernel's area without following anything the kernel made."""
+
+    def __init__(
+        self, directory: str | os.PathLike[str], owner: tuple[int, int] | None = None
+    ) -> None:
+        self.fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.owner = owner
+
+    def read(self, name: str, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` of the regular file ``name``."""
+        fd = _jailsys.open_beneath(self.fd, name, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ValueError(f"{name} is not a regular file")
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+    def create(self, name: str):
+        """A new file ``name`` (it must not exist yet), opened for writing."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        uid, gid = self.owner or (None, None)
+        with _jailsys.file_owner(uid, gid):
+            fd = _jailsys.open_beneath(self.fd, name, flags, 0o644)
+        return os.fdopen(fd, "wb")
+
+    def close(self) -> None:
+        """Release the directory descriptor (idempotent)."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1

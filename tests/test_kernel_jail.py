@@ -1,0 +1,436 @@
+"""The jail holds: hostile model code cannot reach the host, sibling kernels or the next episode.
+
+Every attack runs as code in a real kernel, once per jail backend (bubblewrap and the
+package's own namespace jail), and each test checks both that the attack failed and that
+what it aimed at is untouched. Kill attempts aim at throwaway processes the test starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from langchain_codevision.kernel import KernelLimits, KernelPool, KernelSession
+from langchain_codevision.kernel.jail import KERNEL_LIB, backend_support
+
+MiB = 1024**2
+BACKENDS = ["bwrap", "namespaces"]
+LIMITS = KernelLimits(
+    timeout=10,
+    memory_bytes=2 * 1024**3,
+    file_size_bytes=8 * MiB,
+    disk_bytes=64 * MiB,
+    max_processes=32,
+    max_result_pixels=4_000_000,
+)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    reason = backend_support(request.param)
+    assert reason is None, f"the {request.param} jail must work on the test machine: {reason}"
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def pair(backend: str):
+    """Two jailed kernels side by side: an attacker and its sibling victim."""
+    attacker = KernelSession(limits=LIMITS, jail=backend, isolation="strict").start()
+    victim = KernelSession(limits=LIMITS, jail=backend, isolation="strict").start()
+    victim.put_image(0, Image.new("RGB", (40, 20), "blue"))
+    victim.execute("secret_value = 'victim-secret'\nopen('note.txt', 'w').write('private')")
+    yield attacker, victim
+    attacker.close()
+    victim.close()
+
+
+def run(session: KernelSession, code: str) -> str:
+    out = session.execute(textwrap.dedent(code))
+    assert out.ok, f"{out.error}\n{out.error.traceback if out.error else ''}"
+    return out.stdout
+
+
+def test_every_core_layer_is_in_force(pair) -> None:
+    attacker, _ = pair
+    out = attacker.execute("print(1)")
+    for layer in ("uid", "user", "pid", "mount", "net", "ipc", "cgroup", "landlock-fs"):
+        assert layer in out.isolation.split("+") or out.isolation.count(layer), out.isolation
+    assert "rlimits(AS,CPU,FSIZE,NOFILE,CORE,NPROC)" in out.isolation
+    ids = run(attacker, "import os; print(os.getuid(), os.getgid(), os.getgroups())")
+    assert ids.split()[:2] == ["65534", "65534"]
+    host_uid = os.stat(f"/proc/{attacker.host.jail_pid}").st_uid
+    assert host_uid >= 1_900_000_000  # its own unprivileged host uid, not root
+
+
+def test_sibling_kernel_is_unreachable(pair) -> None:
+    attacker, victim = pair
+    probe = f"""
+        import glob, os, socket
+        found = [p for pattern in ('/tmp/**/kernel.json', '/run/**/kernel.json', '/dev/shm/**/*')
+                 for p in glob.glob(pattern, recursive=True)]
+        print(sorted(found))
+        for path in ({victim.host.connection_file!r}, {str(victim.host.dir)!r},
+                     '/proc/{victim.host.jail_pid}/root/run/cv/kernel.json'):
+            try:
+                open(path).read()
+                print('READ', path)
+            except (FileNotFoundError, PermissionError, IsADirectoryError):
+                print('denied')
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.connect({victim.host.ipc_prefix + "-1"!r})
+            print('CONNECTED')
+        except OSError:
+            print('no socket')
+        print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
+    """
+    lines = run(attacker, probe).splitlines()
+    assert lines[0] == "['/run/cv/kernel.json']"  # only its own connection file
+    assert lines[1:4] == ["denied"] * 3 and lines[4] == "no socket"
+    assert max(json.loads(lines[5])) < 100  # only the jail's own few processes
+    assert victim.execute("print(secret_value)").stdout == "victim-secret\n"
+
+
+def test_cross_kernel_execute_is_impossible(pair) -> None:
+    attacker, victim = pair
+    code = f"""
+        from jupyter_client import BlockingKernelClient
+        client = BlockingKernelClient()
+        try:
+            client.load_connection_file({victim.host.connection_file!r})
+            print('LOADED')
+        except OSError as exc:
+            print(type(exc).__name__)
+    """
+    assert run(attacker, code).strip() in ("FileNotFoundError", "PermissionError")
+    assert victim.execute("print(secret_value)").stdout == "victim-secret\n"
+
+
+def test_host_files_are_invisible_and_unwritable(pair, tmp_path: Path) -> None:
+    attacker, _ = pair
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host secret")
+    package_file = KERNEL_LIB / "__init__.py"
+    before = package_file.read_bytes()
+    code = f"""
+        attempts = {{'read': [{str(secret)!r}, '/etc/shadow', '/root/.bash_history'],
+                    'write': [{str(package_file)!r}, '/etc/codevision-pwned', '/root/pwned',
+                              '/usr/local/bin/pwned', {str(tmp_path / 'pwned')!r}]}}
+        for path in attempts['read']:
+            try:
+                open(path).read(); print('READ', path)
+            except OSError as exc:
+                print(type(exc).__name__)
+        for path in attempts['write']:
+            try:
+                open(path, 'a').write('payload'); print('WROTE', path)
+            except OSError as exc:
+                print(type(exc).__name__)
+    """
+    lines = run(attacker, code).splitlines()
+    assert not [line for line in lines if line.startswith(("READ", "WROTE"))], lines
+    assert package_file.read_bytes() == before
+    assert not (tmp_path / "pwned").exists() and not Path("/etc/codevision-pwned").exists()
+
+
+def test_host_processes_cannot_be_signalled(pair) -> None:
+    attacker, _ = pair
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        code = f"""
+            import os, signal
+            for pid, sig in (({bystander.pid}, signal.SIGKILL), ({bystander.pid}, signal.SIGSTOP),
+                             (os.getppid() or 1, signal.SIGKILL), (-1, signal.SIGKILL)):
+                try:
+                    os.kill(pid, sig); print('sent', pid)
+                except OSError as exc:
+                    print(type(exc).__name__)
+        """
+        out = attacker.execute(textwrap.dedent(code))
+        time.sleep(0.3)
+        assert bystander.poll() is None  # alive
+        status = Path(f"/proc/{bystander.pid}/status").read_text()
+        assert "State:\tS" in status  # not stopped
+        assert out.stdout.splitlines()[:2] == ["ProcessLookupError", "ProcessLookupError"]
+    finally:
+        bystander.kill()
+        bystander.wait()
+    assert attacker.execute("print('still here')").stdout == "still here\n"
+
+
+def test_killing_its_parent_cannot_hurt_the_host(backend: str) -> None:
+    """A throwaway host runs the kernel; the kernel tries to kill and freeze that host."""
+    script = f"""
+        import os
+        from langchain_codevision.kernel import KernelSession
+        with KernelSession(jail={backend!r}, isolation='strict') as session:
+            code = ("import os, signal\\n"
+                    "for target in (os.getppid(), {{host}}):\\n"
+                    "    for sig in (signal.SIGSTOP, signal.SIGKILL):\\n"
+                    "        try: os.kill(target, sig)\\n"
+                    "        except OSError: pass\\n").format(host=os.getpid())
+            session.execute(code)
+            print('host alive:', session.execute("print('kernel alive')").stdout.strip())
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "host alive: kernel alive" in done.stdout
+
+
+def test_limits_cannot_be_raised(pair) -> None:
+    attacker, _ = pair
+    code = """
+        import resource
+        for name in ('AS', 'FSIZE', 'NOFILE', 'NPROC'):
+            which = getattr(resource, 'RLIMIT_' + name)
+            soft, hard = resource.getrlimit(which)
+            try:
+                resource.setrlimit(which, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+                print(name, 'RAISED')
+            except (ValueError, OSError):
+                print(name, soft == hard and hard != resource.RLIM_INFINITY)
+    """
+    assert run(attacker, code).split() == ["AS", "True", "FSIZE", "True", "NOFILE", "True"] + [
+        "NPROC",
+        "True",
+    ]
+
+
+def test_fork_loop_stops_inside_the_jail(backend: str) -> None:
+    with KernelSession(limits=LIMITS, jail=backend) as session:
+        code = """
+            import os, time
+            children, error = [], None
+            for _ in range(500):
+                try:
+                    pid = os.fork()
+                except OSError as exc:
+                    error = type(exc).__name__
+                    break
+                if pid == 0:
+                    time.sleep(3)
+                    os._exit(0)
+                children.append(pid)
+            print(len(children), error)
+        """
+        count, error = run(session, code).split()
+        assert int(count) < 32 and error == "BlockingIOError"
+    bystander = subprocess.run([sys.executable, "-c", "print('host can fork')"], capture_output=True)
+    assert bystander.stdout == b"host can fork\n"
+
+
+def test_memory_bomb_of_many_processes_stops_at_the_jail_limit(backend: str) -> None:
+    limits = KernelLimits(timeout=30, memory_bytes=2048 * MiB, disk_bytes=64 * MiB)
+    with KernelSession(limits=limits, jail=backend) as session:
+        code = """
+            import os, subprocess, sys, time
+            grab = ("import time\\nblock = bytes([1]) * (800 * 1024 * 1024)\\n"
+                    "open('/tmp/allocated-%d', 'w').close()\\ntime.sleep(6)")
+            children = [subprocess.Popen([sys.executable, '-c', grab % i]) for i in range(4)]
+            time.sleep(5)
+            print(sum(child.poll() is None for child in children))  # still holding their 800 MiB
+            for child in children:
+                child.kill()
+        """
+        out = session.execute(textwrap.dedent(code))
+        if out.ok:
+            assert int(out.stdout) <= 2  # 4 x 800 MiB never fit the 2 GiB + 64 MiB cgroup
+        else:
+            assert out.error.name == "KernelDied" and "memory limit" in out.error.value
+        assert session.execute("print('usable')").stdout == "usable\n"
+
+
+def test_tmpfs_quota_holds_for_workdir_tmp_and_shm(pair) -> None:
+    attacker, _ = pair
+    code = """
+        import os
+        written = 0
+        try:
+            for index in range(40):
+                folder = ('/tmp', '/dev/shm', '.')[index % 3]
+                with open(f'{folder}/fill-{index}', 'wb') as handle:
+                    handle.write(b'0' * (4 * 1024 * 1024))
+                written += 4
+        except OSError as exc:
+            print(written, exc.errno)
+        for folder in ('/tmp', '/dev/shm', '.'):
+            for name in os.listdir(folder):
+                if name.startswith('fill-'):
+                    os.unlink(os.path.join(folder, name))
+    """
+    written, errno = run(attacker, code).split()
+    assert int(written) <= 64 and errno == "28"  # ENOSPC at the 64 MiB quota
+
+
+def test_network_and_host_sockets_are_unreachable(pair, tmp_path: Path) -> None:
+    attacker, _ = pair
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen()
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract_name = f"\0codevision-test-{os.getpid()}"
+    abstract.bind(abstract_name)
+    abstract.listen()
+    path_socket = socket.socket(socket.AF_UNIX)
+    path_socket.bind(str(tmp_path / "host.sock"))
+    path_socket.listen()
+    try:
+        code = f"""
+            import socket
+            attempts = [(socket.AF_INET, ('127.0.0.1', {tcp.getsockname()[1]})),
+                        (socket.AF_INET, ('1.1.1.1', 80)),
+                        (socket.AF_UNIX, {abstract_name!r}),
+                        (socket.AF_UNIX, {str(tmp_path / "host.sock")!r})]
+            for family, address in attempts:
+                sock = socket.socket(family)
+                sock.settimeout(2)
+                try:
+                    sock.connect(address); print('CONNECTED')
+                except OSError as exc:
+                    print(type(exc).__name__)
+        """
+        lines = run(attacker, code).splitlines()
+        assert "CONNECTED" not in lines and len(lines) == 4
+        for server in (tcp, abstract, path_socket):
+            server.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                server.accept()
+    finally:
+        for server in (tcp, abstract, path_socket):
+            server.close()
+
+
+def test_planted_symlinks_cannot_redirect_the_host(pair) -> None:
+    attacker, _ = pair
+    attacker.put_image(0, Image.new("RGB", (16, 16), "white"))
+    _orig = "__cv_runtime__.save"
+    out = attacker.execute(
+        "import os\n"
+        f"_orig_save = {_orig}\n"
+        "def _save(img):\n"
+        "    info = _orig_save(img)\n"
+        "    os.unlink(info['buffer'])\n"
+        "    os.symlink('/etc/passwd', info['buffer'])\n"
+        "    return info\n"
+        f"{_orig} = _save\n"
+        "result = image",
+        image=0,
+        collect=("result",),
+    )
+    attacker.execute(f"{_orig} = _orig_save\nimport os; os.unlink('/run/cv/px/out.pixels')")
+    assert out.error.name == "ResultError" and out.result_images == []
+    run(attacker, "import os\nos.rename('/run/cv/px', '/run/cv/px-real')\nos.symlink('/', '/run/cv/px')")
+    with pytest.raises(ValueError, match="could not hand image"):
+        attacker.put_image(1, Image.new("RGB", (8, 8)))
+    assert not list(Path("/").glob("in-*.npy"))
+    run(attacker, "import os\nos.unlink('/run/cv/px')\nos.rename('/run/cv/px-real', '/run/cv/px')")
+    attacker.put_image(1, Image.new("RGB", (8, 8)))
+
+
+@pytest.mark.parametrize(
+    ("code", "mode"),
+    [
+        ("result = Image.new('F', (8, 8), 0.5)", "L"),
+        ("result = Image.new('I', (8, 8), 70000)", "L"),
+        ("result = Image.new('I;16', (8, 8), 1000)", "L"),
+        ("result = Image.new('RGBa', (8, 8), (10, 20, 30, 128))", "RGBA"),
+        ("result = Image.new('LA', (8, 8), (10, 200))", "LA"),
+        ("result = Image.new('RGB', (8, 8)).convert('HSV')", "RGB"),
+        ("result = np.full((8, 8), np.nan)", "L"),
+        ("result = np.array([[np.inf, 1.0], [0.5, -np.inf]])", "L"),
+        ("result = np.arange(64, dtype=np.int32).reshape(8, 8) * 1000", "L"),
+    ],
+)
+def test_odd_result_modes_reach_the_host_as_standard_images(pair, code: str, mode: str) -> None:
+    attacker, _ = pair
+    out = attacker.execute(code, image=0, collect=("result",))
+    assert out.ok, out.error
+    assert out.result_images[0].image.mode == mode
+    assert out.result_images[0].png.startswith(b"\x89PNG")
+
+
+def test_giant_result_is_refused_in_the_kernel(pair) -> None:
+    attacker, _ = pair
+    out = attacker.execute("result = Image.new('L', (3000, 3000))", image=0, collect=("result",))
+    assert out.error.name == "ResultError" and "at most 4000000" in out.error.value
+    assert out.result_images == []
+
+
+def test_daemons_die_with_the_session(backend: str) -> None:
+    session = KernelSession(limits=LIMITS, jail=backend).start()
+    code = """
+        import os, subprocess, sys, time
+        subprocess.Popen([sys.executable, '-c', 'import os, time\\nos.setsid()\\ntime.sleep(300)'])
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(300)
+            os._exit(0)
+        time.sleep(1)
+    """
+    run(session, code)
+    members = [int(p) for p in (session.host.cgroup.paths[0] / "cgroup.procs").read_text().split()]
+    assert len(members) >= 4  # supervisor, jail, kernel and the daemons
+    session.close()
+    deadline = time.monotonic() + 5
+    while (alive := [pid for pid in members if _running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive == []
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_no_state_leaks_between_episodes(backend: str) -> None:
+    with KernelPool(size=1, jail=backend) as pool:
+        with pool.session() as first:
+            first_pid = first.pid
+            run(
+                first,
+                """
+                import builtins, threading, time
+                builtins.print = lambda *a, **k: None
+                get_ipython().events.register('pre_run_cell', lambda *a: open('/tmp/spy', 'a'))
+                threading.Thread(target=lambda: time.sleep(300), daemon=True).start()
+                open('/tmp/marker', 'w').write('episode one')
+                """,
+            )
+        with pool.session() as second:
+            assert second.pid != first_pid
+            out = run(
+                second,
+                """
+                import os, threading
+                print(os.path.exists('/tmp/marker'), os.path.exists('/tmp/spy'),
+                      threading.active_count() < 10, type(print).__name__)
+                """,
+            )
+            assert out.split() == ["False", "False", "True", "builtin_function_or_method"]
+
+
+def test_nothing_is_left_on_the_host_after_close(backend: str) -> None:
+    shm_before = set(os.listdir("/dev/shm"))
+    session = KernelSession(limits=LIMITS, jail=backend).start()
+    session.put_image(0, Image.new("RGB", (64, 64)))
+    run(session, "open('/dev/shm/x', 'wb').write(b'1' * 1000)\nopen('/tmp/y', 'w').write('y')")
+    folder, cgroups = session.root, list(session.host.cgroup.paths)
+    session.close()
+    assert not folder.exists()
+    assert not [p for p in cgroups if p.exists()]
+    assert set(os.listdir("/dev/shm")) == shm_before
