@@ -176,7 +176,7 @@ def test_a_trajectory_in_the_release_protocol(pool) -> None:
     from langchain_codevision.protocol import RELEASE_SUCCESS, release_system_prompt
 
     task = plan_task(SAMPLES(1), 1, seed=5, mix={"single_tool": 1.0})
-    trajectory, reason, state = run_task(task, pool, profile="release")
+    trajectory, reason, _ = run_task(task, pool, profile="release")
     assert reason is None and trajectory is not None
     assert trajectory.system.startswith(release_system_prompt() + "\n\n# Tools")
     tool_turns = [turn for turn in trajectory.turns if turn.role == "tool"]

@@ -7,7 +7,7 @@ is the sync facade and :meth:`ToolExecutor.arun_anywhere` the facade for other e
 loops, as the kernel's own sessions do it.
 
 Example:
-    >>> executor = ToolExecutor(profile=get_profile("release"))
+    >>> executor = ToolExecutor(profile=get_profile("release"))  # doctest: +SKIP
     >>> work = executor.run(state, decision, open_session)  # doctest: +SKIP
     >>> work.images, work.steps, work.failures, work.replies  # doctest: +SKIP
 """
