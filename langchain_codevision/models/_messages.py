@@ -51,6 +51,7 @@ __all__ = [
 ImageLoader = Callable[[str], Any]
 """Fetches a remote image URL; returns a PIL image, bytes, or a local path."""
 
+
 @dataclass(frozen=True)
 class TemplateFeatures:
     """What a chat template renders by itself.
