@@ -168,3 +168,23 @@ def test_a_reply_without_a_tool_call_ends_the_episode(pool, page) -> None:
     model, out = run(pool, page, ["I think it says HI.\nHI"])
     assert len(model.received) == 1
     assert out["stop_reason"] == "no_tool_call" and out["answer"] == "HI"
+
+
+def test_release_in_the_tools_dialect_binds_its_schema(pool, page) -> None:
+    from langchain_core.messages import ToolMessage
+
+    from langchain_codevision.protocol import release_system_prompt, release_tool_schema
+    from tests.scripted_model import tools_call
+
+    model = ScriptedChatModel(
+        replies=[tools_call("img = img.crop((0, 0, 20, 10))"), ANSWER], dialect="tools"
+    )
+    graph = create_codevision_graph(model, profile="release", pool=pool)
+    out = graph.invoke({"image": page, "question": "q"})
+    assert model.bound_tools == [release_tool_schema()]
+    assert model.received[0][0].content == release_system_prompt()  # no block: tools are bound
+    reply = out["messages"][3]
+    assert isinstance(reply, ToolMessage)
+    assert [b["type"] for b in reply.content] == ["image", "text"]
+    assert reply.content[1]["text"] == SUCCESS
+    assert decode_trajectory_image(out["images"][1]).size == (20, 10)
