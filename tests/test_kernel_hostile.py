@@ -11,13 +11,9 @@ import pytest
 from PIL import Image
 
 from langchain_codevision.kernel import KernelLimits, KernelPool, KernelSession
-from langchain_codevision.kernel.sandbox import network_namespace_support
 from tests.conftest import kernel_children
 
 MiB = 1024**2
-netns = pytest.mark.skipif(
-    not network_namespace_support()[0], reason="the OS cannot create network namespaces"
-)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +128,6 @@ def test_writing_a_huge_file_fails_cleanly(hostile: KernelSession) -> None:
     assert_usable(hostile)
 
 
-@netns
 def test_network_is_unreachable(hostile: KernelSession) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -151,7 +146,7 @@ def test_network_is_unreachable(hostile: KernelSession) -> None:
     assert accepted == [None]  # the host's listening socket never saw a connection
     outside = hostile.execute("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)")
     assert "Network is unreachable" in outside.error.value
-    assert hostile.isolation == "netns" and out.isolation == "netns"
+    assert "net" in hostile.isolation.split("+") and out.isolation == hostile.isolation
 
 
 def _accept(server: socket.socket) -> object:
@@ -177,21 +172,21 @@ def test_secrets_are_not_in_the_kernel_environment(monkeypatch: pytest.MonkeyPat
     assert out.stdout.splitlines() == ["[]", "yes", "True"]
 
 
-@netns
 def test_host_environment_is_not_readable_through_proc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-should-not-leak")
     with KernelSession() as session:
-        out = session.execute("import os\nopen(f'/proc/{os.getppid()}/environ', 'rb').read()")
-    assert out.error.name == "PermissionError"
+        out = session.execute(f"open('/proc/{os.getpid()}/environ', 'rb').read()")
+    assert out.error.name in ("FileNotFoundError", "PermissionError")  # another PID namespace
 
 
 def test_private_working_directory_is_removed_on_close() -> None:
     session = KernelSession().start()
     out = session.execute("open('note.txt', 'w').write('hi')\nimport os\nprint(os.getcwd())")
-    workdir = out.stdout.strip()
-    assert workdir == str(session.workdir) and os.path.exists(os.path.join(workdir, "note.txt"))
+    assert out.stdout.strip() == str(session.workdir) == "/run/cv/work"  # inside the jail
+    folder = session.root
+    assert folder is not None and folder.exists()
     session.close()
-    assert not os.path.exists(workdir)
+    assert not folder.exists()
 
 
 def test_fifty_sessions_leave_no_kernel_behind() -> None:
@@ -211,7 +206,7 @@ def test_cpu_time_limit_ends_a_runaway_kernel() -> None:
     limits = KernelLimits(timeout=60, cpu_seconds=3)
     with KernelSession(limits=limits) as session:
         out = session.execute("x = 0\nwhile True:\n    x += 1")
-        assert out.error.name == "KernelDied" and "SIGXCPU" in out.error.value
+        assert out.error.name == "KernelDied" and "SIGXCPU" in out.error.value  # soft, 1 s early
         assert out.restarted and not out.timed_out
         assert session.execute("print('back')").stdout == "back\n"
 

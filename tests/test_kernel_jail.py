@@ -124,7 +124,7 @@ def test_host_files_are_invisible_and_unwritable(pair, tmp_path: Path) -> None:
     code = f"""
         attempts = {{'read': [{str(secret)!r}, '/etc/shadow', '/root/.bash_history'],
                     'write': [{str(package_file)!r}, '/etc/codevision-pwned', '/root/pwned',
-                              '/usr/local/bin/pwned', {str(tmp_path / 'pwned')!r}]}}
+                              '/usr/local/bin/pwned', {str(tmp_path / "pwned")!r}]}}
         for path in attempts['read']:
             try:
                 open(path).read(); print('READ', path)
@@ -201,10 +201,8 @@ def test_limits_cannot_be_raised(pair) -> None:
             except (ValueError, OSError):
                 print(name, soft == hard and hard != resource.RLIM_INFINITY)
     """
-    assert run(attacker, code).split() == ["AS", "True", "FSIZE", "True", "NOFILE", "True"] + [
-        "NPROC",
-        "True",
-    ]
+    expected = ["AS", "True", "FSIZE", "True", "NOFILE", "True", "NPROC", "True"]
+    assert run(attacker, code).split() == expected
 
 
 def test_fork_loop_stops_inside_the_jail(backend: str) -> None:
@@ -226,7 +224,9 @@ def test_fork_loop_stops_inside_the_jail(backend: str) -> None:
         """
         count, error = run(session, code).split()
         assert int(count) < 32 and error == "BlockingIOError"
-    bystander = subprocess.run([sys.executable, "-c", "print('host can fork')"], capture_output=True)
+    bystander = subprocess.run(
+        [sys.executable, "-c", "print('host can fork')"], capture_output=True
+    )
     assert bystander.stdout == b"host can fork\n"
 
 
@@ -330,7 +330,10 @@ def test_planted_symlinks_cannot_redirect_the_host(pair) -> None:
     )
     attacker.execute(f"{_orig} = _orig_save\nimport os; os.unlink('/run/cv/px/out.pixels')")
     assert out.error.name == "ResultError" and out.result_images == []
-    run(attacker, "import os\nos.rename('/run/cv/px', '/run/cv/px-real')\nos.symlink('/', '/run/cv/px')")
+    run(
+        attacker,
+        "import os\nos.rename('/run/cv/px', '/run/cv/px-real')\nos.symlink('/', '/run/cv/px')",
+    )
     with pytest.raises(ValueError, match="could not hand image"):
         attacker.put_image(1, Image.new("RGB", (8, 8)))
     assert not list(Path("/").glob("in-*.npy"))

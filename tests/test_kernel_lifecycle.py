@@ -72,10 +72,8 @@ def test_host_exit_or_crash_leaves_no_kernel(ending: str) -> None:
 
 def test_kernel_spawned_children_die_with_the_session() -> None:
     session = KernelSession().start()
-    out = session.execute(
-        "import subprocess\nchild = subprocess.Popen(['sleep', '300'])\nprint(child.pid)"
-    )
-    child_pid = int(out.stdout)
-    assert psutil.pid_exists(child_pid)
+    session.execute("import subprocess\nchild = subprocess.Popen(['sleep', '300'])")
+    jail = psutil.Process(session.host.jail_pid)
+    [child] = [p for p in jail.children(recursive=True) if p.name() == "sleep"]
     session.close()
-    assert _wait_gone(child_pid)
+    assert _wait_gone(child.pid) and _wait_gone(jail.pid)

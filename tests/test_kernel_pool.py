@@ -22,8 +22,35 @@ def test_state_does_not_leak_between_episodes(pool: KernelPool) -> None:
         pid = first.pid
     pool.wait_ready()
     with pool.session() as second:
-        assert second.pid == pid  # the same warm process ...
-        assert second.execute("'leaked' in globals()").text == "False"  # ... reset
+        assert second.pid != pid  # a fresh jailed process per episode (the default)
+        assert second.execute("'leaked' in globals()").text == "False"
+
+
+def test_reset_mode_keeps_the_process_and_clears_variables() -> None:
+    with KernelPool(size=1, recycle="reset") as pool:
+        with pool.session() as first:
+            first.execute("leaked = 'episode one'")
+            pid = first.pid
+        pool.wait_ready()
+        with pool.session() as second:
+            assert second.pid == pid
+            assert second.execute("'leaked' in globals()").text == "False"
+        assert pool.stats["discarded"] == 0
+
+
+@pytest.mark.parametrize("recycle", ["replace", "reset"])
+def test_sequential_episodes_start_only_what_they_need(recycle: str) -> None:
+    with KernelPool(size=2, recycle=recycle) as pool:
+        pool.wait_ready()
+        for index in range(12):
+            with pool.session() as session:
+                assert session.execute(f"print({index})").stdout == f"{index}\n"
+        pool.wait_ready()
+        started, discarded = pool.stats["started"], pool.stats["discarded"]
+    if recycle == "reset":
+        assert started == 2 and discarded == 0
+    else:
+        assert started == 2 + 12 and discarded == 12
 
 
 def test_restarted_kernel_is_discarded(pool: KernelPool) -> None:

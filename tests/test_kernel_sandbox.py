@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from langchain_codevision.kernel import IsolationError, KernelSession, sandbox
+from langchain_codevision.kernel import IsolationError, KernelSession, jail, sandbox
 
 
 def test_scrub_keeps_the_allowlist_and_drops_secrets(tmp_path) -> None:
@@ -36,13 +36,27 @@ def test_is_secret(name: str, secret: bool) -> None:
 
 
 def test_strict_policy_fails_closed_when_the_os_refuses(monkeypatch) -> None:
-    monkeypatch.setattr(sandbox, "network_namespace_support", lambda: (False, "no userns here"))
-    with pytest.raises(IsolationError, match=r"no userns here.*isolation=.auto."):
-        sandbox.resolve_isolation("strict")
-    with pytest.warns(RuntimeWarning, match="WITHOUT network isolation"):
-        monkeypatch.setattr(sandbox, "_warned", False)
-        assert sandbox.resolve_isolation("auto") == "none"
-    assert sandbox.resolve_isolation("off") == "none"
+    monkeypatch.setattr(jail, "backend_support", lambda name: f"{name} refused here")
+    with pytest.raises(IsolationError, match=r"bwrap refused here.*isolation=.auto."):
+        jail.plan_jail("strict")
+    monkeypatch.setattr(jail, "_warned", set())
+    with pytest.warns(RuntimeWarning, match="weaker jail: bwrap: bwrap refused here"):
+        assert jail.plan_jail("auto").backend == "none"
+    assert jail.plan_jail("off").backend == "none"
+
+
+def test_strict_policy_names_the_missing_layer_for_one_backend(monkeypatch) -> None:
+    monkeypatch.setattr(
+        jail, "backend_support", lambda name: "no bwrap" if name == "bwrap" else None
+    )
+    with pytest.raises(IsolationError, match="no bwrap"):
+        jail.plan_jail("strict", "bwrap")
+    assert jail.plan_jail("strict", "auto").backend == "namespaces"
+
+
+def test_unknown_jail_backend_is_rejected() -> None:
+    with pytest.raises(ValueError, match="jail must be"):
+        KernelSession(jail="docker")  # type: ignore[arg-type]
 
 
 def test_off_policy_runs_a_plain_kernel() -> None:

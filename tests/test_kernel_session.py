@@ -86,14 +86,16 @@ def test_ndarray_results_are_converted_and_reported(kernel: KernelSession) -> No
     out = kernel.execute("result = np.asarray(image)[:, :, 0]", image=0, collect=("result",))
     [produced] = out.result_images
     assert produced.converted_from == "ndarray" and produced.image.mode == "L"
-    floats = kernel.execute("result = np.zeros((4, 4), float)", image=0, collect=("result",))
-    assert floats.result_images == []
-    assert floats.variables == [
+    floats = kernel.execute("result = np.full((4, 4), 0.5)", image=0, collect=("result",))
+    assert floats.result_images[0].image.getpixel((0, 0)) == 128  # [0, 1] floats scaled
+    odd = kernel.execute("result = np.zeros((4, 4, 7), float)", image=0, collect=("result",))
+    assert odd.result_images == []
+    assert odd.variables == [
         {
             "name": "result",
             "type": "ndarray",
             "kind": "ndarray",
-            "shape": [4, 4],
+            "shape": [4, 4, 7],
             "dtype": "float64",
         }
     ]

@@ -22,6 +22,7 @@ PID, mount, network, IPC and UTS namespaces, inside the cgroups the host prepare
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -305,10 +306,8 @@ def _namespace_child(config: dict, kernel_conn: bytes, alive_fd: int, ready_fd: 
     sysc.unshare(sysc.CLONE_NEWUSER | sysc.CLONE_NEWNS)  # inherited mounts become locked
     inner = int(config.get("inner_id", 65534))
     _map_ids(inner, uid, gid)
-    try:
+    with contextlib.suppress(OSError):
         _write("/proc/sys/user/max_user_namespaces", "0")
-    except OSError:
-        pass
     os.setsid()
     sysc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
     sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)

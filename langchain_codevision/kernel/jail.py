@@ -50,8 +50,8 @@ from .cgroups import cgroup_support
 from .sandbox import IsolationError, IsolationPolicy
 
 __all__ = [
-    "JAIL_DIR",
     "CORE_LAYERS",
+    "JAIL_DIR",
     "JailBackend",
     "JailPlan",
     "backend_support",
@@ -189,14 +189,13 @@ def plan_jail(policy: IsolationPolicy | str, backend: JailBackend = "auto") -> J
         missing.append(f"cgroup: {cgroup_reason}")
     if not landlock_abi:
         missing.append("landlock: not offered by this kernel")
-    if chosen is None or (not cgroup_ok and not root):
-        if policy is IsolationPolicy.STRICT:
-            what = "no jail backend works" if chosen is None else "no cap on processes"
-            raise IsolationError(
-                f"cannot jail the kernel ({what}): " + "; ".join(missing) + ". Install "
-                "bubblewrap or allow user namespaces, or pass isolation='auto' (best "
-                "available) or isolation='off' (no jail) to accept the risk."
-            )
+    if (chosen is None or (not cgroup_ok and not root)) and policy is IsolationPolicy.STRICT:
+        what = "no jail backend works" if chosen is None else "no cap on processes"
+        raise IsolationError(
+            f"cannot jail the kernel ({what}): " + "; ".join(missing) + ". Install "
+            "bubblewrap or allow user namespaces, or pass isolation='auto' (best "
+            "available) or isolation='off' (no jail) to accept the risk."
+        )
     layers: list[str] = []
     if chosen is not None:
         layers += ["uid"] if root else []

@@ -13,9 +13,13 @@ import os
 from collections.abc import Mapping
 from enum import Enum
 
+
 class IsolationPolicy(str, Enum):
-    """How strictly a kernel must be jailed: ``strict`` fails closed, ``auto`` takes the best
-    available jail and warns once about what is missing, ``off`` runs no jail."""
+    """How strictly a kernel must be jailed.
+
+    ``strict`` fails closed, ``auto`` takes the best available jail and warns once about
+    what is missing, ``off`` runs no jail.
+    """
 
     STRICT = "strict"
     AUTO = "auto"

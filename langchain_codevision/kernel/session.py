@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import signal
 import subprocess
@@ -37,11 +36,11 @@ from jupyter_client.kernelspec import KernelSpec
 from PIL import Image
 
 from ._cell import POLL_S, run_cell
+from ._host import KernelHost, cleanup_state
 from ._loop import run_async, run_sync
+from .jail import JailBackend, JailPlan, plan_jail
 from .limits import KernelLimits
 from .result import ExecutionError, ExecutionResult
-from ._host import KernelHost, cleanup_state
-from .jail import JailBackend, JailPlan, plan_jail
 from .sandbox import IsolationPolicy
 
 RUNTIME_PATH = Path(__file__).with_name("_runtime.py")
