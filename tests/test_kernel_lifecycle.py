@@ -9,11 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from langchain_codevision.kernel import KernelSession
+from langchain_codevision.kernel.hostdirs import sweep_stale
 
 
 def _wait_gone(pid: int, seconds: float = 10.0) -> bool:
@@ -54,20 +56,27 @@ def test_host_exit_or_crash_leaves_no_kernel(ending: str) -> None:
         pool = KernelPool(size=1)
         pool.wait_ready()
         lent = pool.acquire()
-        print(session.pid, lent.pid, flush=True)
+        print(session.pid, lent.pid, session.host.jail_pid, lent.host.jail_pid, flush=True)
+        print(session.root.parent, *session.host.cgroup.paths, flush=True)
         if sys.argv[-1] == "sleep":
             time.sleep(60)
         """
         + ("\n" if ending == "normal-exit" else "time.sleep(60)\n")
     )
     line = host.stdout.readline().split()
-    assert len(line) == 2, host.stderr.read()
-    pids = [int(p) for p in line]
-    assert all(psutil.pid_exists(pid) for pid in pids)
+    assert len(line) == 4, host.stderr.read()
+    pids = [int(p) for p in line]  # supervisors and jail inits, host pids
+    run_root, *cgroups = (Path(p) for p in host.stdout.readline().split())
+    assert all(psutil.pid_exists(pid) for pid in pids) and run_root.exists()
     if ending == "sigkill":
         os.kill(host.pid, signal.SIGKILL)
     host.wait(timeout=60)
     assert all(_wait_gone(pid) for pid in pids), [psutil.Process(p).cmdline() for p in pids]
+    if ending == "sigkill":  # nothing cleaned up at exit: the next host sweeps it
+        assert run_root.exists()
+        sweep_stale(run_root.parent)
+    assert not run_root.exists()
+    assert not [path for path in cgroups if path.exists()]
 
 
 def test_kernel_spawned_children_die_with_the_session() -> None:
