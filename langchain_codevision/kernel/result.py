@@ -106,7 +106,9 @@ class ExecutionResult:
         timed_out: The execution hit its time limit.
         restarted: The kernel was restarted (its state is lost).
         truncated: Some output or images were dropped by the limits.
-        isolation: The isolation in force: ``"netns"`` (no network) or ``"none"``.
+        isolation: The jail layers in force, joined by ``+`` (backend first, e.g.
+            ``"bwrap+uid+user+pid+mount+net+ipc+uts+cgroup+...+rlimits(AS,...)"``), or
+            ``"none"`` for an unjailed kernel.
         execution_count: The kernel's execution counter for this cell.
     """
 
