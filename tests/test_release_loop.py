@@ -188,3 +188,10 @@ def test_release_in_the_tools_dialect_binds_its_schema(pool, page) -> None:
     assert [b["type"] for b in reply.content] == ["image", "text"]
     assert reply.content[1]["text"] == SUCCESS
     assert decode_trajectory_image(out["images"][1]).size == (20, 10)
+
+
+def test_an_answer_beside_the_unrun_last_call_is_kept(pool, page) -> None:
+    last = text_call("result = image") + "\n<answer>7</answer>"
+    model, out = run(pool, page, [text_call("result = image")] * 11 + [last])
+    assert len(model.received) == 12 and len(out["steps"]) == 11
+    assert out["stop_reason"] == "turn_limit" and out["answer"] == "7"

@@ -29,6 +29,7 @@ from langchain_codevision.images import (
     trajectory_image,
 )
 from langchain_codevision.protocol import (
+    ANSWER_OPEN,
     TOOL_NAME,
     Dialect,
     ProtocolProfile,
@@ -141,7 +142,8 @@ class CodeVisionNodes:
         if decision["action"] == "finish":
             return {"messages": [reply], "turns": turn, "pending": decision}
         if turn >= self.max_turns:
-            answer = parse_model_output(reply.text).answer
+            # an answer written beside the unrun call still counts (the release's rule)
+            answer = extract_answer(reply.text) if ANSWER_OPEN in reply.text else None
             limit: Decision = {"action": "force_answer", "answer": answer}
             return {"messages": [reply], "turns": turn, "pending": limit}
         used = turn

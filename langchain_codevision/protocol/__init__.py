@@ -66,6 +66,8 @@ from .schema import (
     tool_schema,
 )
 from .tags import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
     MalformedToolCall,
     ParsedOutput,
     ParsedToolCall,
@@ -77,6 +79,8 @@ RESULT_NAMES = DEFAULT.result_names
 """Where the default profile looks for the processed image, in order."""
 
 __all__ = [
+    "ANSWER_CLOSE",
+    "ANSWER_OPEN",
     "DEFAULT",
     "FINAL_ANSWER_REQUEST",
     "NOT_RUN_TEXT",
