@@ -195,3 +195,15 @@ def test_an_answer_beside_the_unrun_last_call_is_kept(pool, page) -> None:
     model, out = run(pool, page, [text_call("result = image")] * 11 + [last])
     assert len(model.received) == 12 and len(out["steps"]) == 11
     assert out["stop_reason"] == "turn_limit" and out["answer"] == "7"
+
+
+def test_the_default_pool_of_the_release_starts_kernels_with_its_names(page) -> None:
+    from langchain_codevision.loop.kernels import default_pool
+
+    model = ScriptedChatModel(replies=[text_call("assert PI and cv\nresult = image"), ANSWER])
+    graph = create_codevision_graph(model, profile="release")
+    out = graph.invoke({"image": page, "question": "q"})
+    assert out["steps"][0]["ok"], out["steps"][0]["error"]
+    pool = default_pool(RELEASE.preamble)
+    assert pool is graph.codevision_nodes.kernels.pool
+    assert pool.session_kwargs["preamble"] == RELEASE.preamble
