@@ -88,8 +88,11 @@ class KernelHost:
         """The argv template for jupyter_client."""
         return supervisor_command(self.python) if self.jailed else plain_command(self.python)
 
-    def environment(self) -> dict[str, str]:
-        """The launch environment (for a jail: the supervisor's configuration)."""
+    def prepare_launch(self) -> dict[str, str]:
+        """Make the kernel's cgroup and uid; return the launch environment.
+
+        For a jail, the environment is the supervisor's configuration and nothing else.
+        """
         kernel_config: dict[str, Any] = {
             "rlimits": self.limits.rlimits(per_kernel_uid=self.plan.drop_uid),
             "workdir": str(self.workdir),

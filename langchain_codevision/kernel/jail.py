@@ -41,7 +41,7 @@ import sysconfig
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -100,6 +100,9 @@ class JailPlan:
         layers: Host-side layers in force (the kernel adds ``rlimits``/``landlock``).
         missing: Layers wanted but unavailable here, each with its reason.
         drop_uid: Whether the kernel gets its own unprivileged host uid (root hosts).
+        cgroup: Whether the kernel gets its own cgroup (process and memory caps).
+        landlock: Whether the launcher confines the kernel with Landlock.
+        bwrap: The bubblewrap binary, for the ``bwrap`` backend.
     """
 
     backend: str
@@ -109,7 +112,6 @@ class JailPlan:
     cgroup: bool = False
     landlock: bool = False
     bwrap: str | None = None
-    notes: tuple[str, ...] = field(default=(), compare=False)
 
 
 def _probe_config(backend: str, bwrap: str | None, host_dir: str) -> dict[str, object]:

@@ -319,7 +319,7 @@ class KernelSession:
         )
         self.host = host
         try:
-            env = host.environment()
+            env = host.prepare_launch()
             km = _IsolatedKernelManager(
                 host.command(),
                 transport="ipc",
