@@ -125,3 +125,37 @@ def test_protocol_texts_and_schema(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="expected a JSON string or object"):
         load_system_prompt(tmp_path / "bad.json")
+
+
+def test_tools_block_round_trip_and_refusals() -> None:
+    from langchain_codevision.protocol import (
+        RELEASE,
+        render_tools_block,
+        split_tools_block,
+    )
+
+    text = RELEASE.system_message("text")
+    prompt, tools = split_tools_block(text)
+    assert prompt == RELEASE.system_prompt and tools == [RELEASE.tool_schema]
+    assert prompt + render_tools_block(tools) == text
+    assert split_tools_block(RELEASE.system_prompt) is None
+    assert split_tools_block(text.replace('"code_image_tool"', '"code_image_tool" ')) is None
+    assert RELEASE.system_message("tools") == RELEASE.system_prompt
+
+
+def test_profiles_resolve_and_lay_out_the_question() -> None:
+    import dataclasses
+
+    from langchain_codevision.protocol import DEFAULT, RELEASE, get_profile
+
+    assert get_profile("release") is RELEASE and get_profile(None) is DEFAULT
+    with pytest.raises(ValueError, match="unknown protocol profile"):
+        get_profile("legacy")
+    blocks = [{"type": "image", "id": "a"}]
+    assert DEFAULT.question_content(blocks, "Q") == [*blocks, {"type": "text", "text": "Q"}]
+    assert RELEASE.question_content(blocks, "Q") == [*blocks, {"type": "text", "text": "\nQ"}]
+    with pytest.raises(ValueError, match="stray"):
+        RELEASE.question_content(blocks, "see <image>")
+    capped = dataclasses.replace(RELEASE, max_tool_text_chars=5)
+    assert capped.cap_text("abcdefgh") == "abcde" and DEFAULT.cap_text("x" * 99) == "x" * 99
+    assert RELEASE.schema() == RELEASE.tool_schema and RELEASE.schema() is not RELEASE.tool_schema
