@@ -105,6 +105,7 @@ def test_default_lookup_keeps_its_order(pool, page) -> None:
         (text_call("result = 1 / 0"), "zero"),
         (text_call("result = None\nimage = img = 5"), "no_image"),
         (text_call("result = image.resize((400, 1))"), "aspect"),
+        (text_call("result = image.crop((5, 5, 5, 20))"), "empty"),
         (text_call("x = 1\n" + "#" * 2048), "too_long"),
     ],
 )
@@ -120,6 +121,10 @@ def test_every_release_error_text(pool, page, reply, expected) -> None:
             "200.0. Please check your code."
         ),
         "too_long": "Error: the code has 2054 characters; the limit is 2048." + TAIL,
+        "empty": (
+            "Error: The result has an invalid image size (0x15). Width and height must be "
+            "positive. Please check your code."
+        ),
     }
     _, out = run(pool, page, [reply, ANSWER])
     assert tool_texts(out) == [texts[expected]]

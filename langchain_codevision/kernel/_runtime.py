@@ -291,14 +291,15 @@ class Runtime:
             if image is not None:
                 if image.size[0] == 0 or image.size[1] == 0:
                     entry["kind"] = "empty"
+                    entry["size"] = list(image.size)
                 else:
                     entry.update(self.save(image), kind="image")
                     if register_as is not None:
                         self.images[str(register_as)] = image
                         register_as = None
             found.append(entry)
-            if first_only and entry.get("kind") == "image":
-                break
+            if first_only and entry.get("kind") in ("image", "empty"):
+                break  # an empty image is the result too (the host reports its size)
         return json.dumps(found)
 
 

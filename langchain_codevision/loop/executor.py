@@ -234,6 +234,16 @@ class ExecutionWork:
         misplaced = [
             v for v in result.variables if v["name"] != "image" and v.get("kind") != "image"
         ]
+        empty = next((v for v in result.variables if v.get("kind") == "empty"), None)
+        if main is None and empty is not None:
+            width, height = empty.get("size", (0, 0))
+            return make_failure(
+                "BadImage",
+                f"the result image has size {width}x{height}",
+                "bad_size",
+                size=[width, height],
+                aspect=0.0,
+            )
         if main is None or (misplaced and main.name == "image" and not first_found_wins):
             return make_failure(
                 "NoImage", "the code did not leave a PIL image in `result`", "no_image"
