@@ -55,6 +55,16 @@ def render_release(messages: list[dict[str, Any]], *, add_generation_prompt: boo
     )
 
 
+def render_release_server(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, add_generation_prompt: bool
+) -> str:
+    """What a server applying the release's template renders for a request with ``tools``."""
+    template = _environment().from_string(release_chat_template())
+    return template.render(
+        messages=messages, tools=tools, add_generation_prompt=add_generation_prompt
+    )
+
+
 def render_stock(messages: list[dict[str, Any]], *, add_generation_prompt: bool) -> str:
     """The stock Qwen2.5-VL template's rendering (what a vLLM server applies)."""
     template = _environment().from_string(QWEN2_5_VL_TEMPLATE)

@@ -19,6 +19,7 @@ from tests.release_render import (
     release_tool_turn,
     release_user_turn,
     render_release,
+    render_release_server,
     render_stock,
 )
 from tests.scripted_model import text_call
@@ -59,6 +60,27 @@ def expected_conversation(images: int) -> list[dict]:
 
 # prefix lengths of the three requests: system+user, +call+reply, +call+error
 REQUEST_PREFIXES = (2, 4, 6)
+
+
+@pytest.mark.parametrize("images", [1, 2])
+def test_a_server_with_the_release_template_renders_it_exactly(pool, images) -> None:
+    inputs = [sign(i) for i in range(images)]
+    with OpenAIStub([ROTATE, BROKEN, FINAL]) as stub:
+        model = ChatOpenAI(model="codevision-7b", base_url=stub.base_url, api_key="EMPTY")
+        graph = create_codevision_graph(model, profile="release", pool=pool, tools_in_request=True)
+        out = graph.invoke({"image": inputs if images > 1 else inputs[0], "question": QUESTION})
+    assert out["answer"] == "42" and [s["ok"] for s in out["steps"]] == [True, False]
+    expected = expected_conversation(images)
+    for request, prefix in zip(stub.requests, REQUEST_PREFIXES, strict=True):
+        assert request["tool_choice"] == "none"
+        assert "# Tools" not in request["messages"][0]["content"]
+        sent = render_release_server(
+            request["messages"], request["tools"], add_generation_prompt=True
+        )
+        assert sent == render_release(expected[:prefix], add_generation_prompt=True)
+    # without tools in the request, that template would drop the system turn entirely
+    bare = render_release_server(stub.requests[0]["messages"], [], add_generation_prompt=True)
+    assert "You are an advanced MLLM" not in bare
 
 
 def test_reference_render_has_the_release_shape() -> None:

@@ -146,6 +146,7 @@ def create_codevision_graph(
     image_format: ImageFormat = "png",
     max_images_in_context: int | None = 8,
     tool_images_in_user_message: bool = False,
+    tools_in_request: bool = False,
     repair: bool = False,
     code_timeout: float | None = None,
     pool: KernelPool | None = None,
@@ -174,6 +175,11 @@ def create_codevision_graph(
             oldest intermediate images are replaced by a note). ``None``: no cap.
         tool_images_in_user_message: Send tool images in a following user message, for
             servers that reject images inside ``role: tool`` (tools dialect).
+        tools_in_request: Text dialect: send the tool schema as the request's ``tools``
+            (with ``tool_choice="none"``, so replies stay text) and the bare system prompt,
+            for an OpenAI-compatible server whose chat template renders the tools block
+            itself (vLLM serving the release's own template). Default: the block is
+            rendered into the system message, for servers with the stock Qwen template.
         repair: Repair code before running it (fences, indentation, crop boxes).
         code_timeout: Seconds per tool call (default: the pool's kernel limit).
         pool: Kernel pool (default: a shared pool of 2 warm kernels per profile preamble).
@@ -199,7 +205,12 @@ def create_codevision_graph(
     budget = None
     if min_pixels is not None or max_pixels is not None:
         budget = PixelBudget(min_pixels or 1, max_pixels or 10**12)
-    prompt = chosen_profile.system_message(chosen) if system_prompt is None else system_prompt
+    if tools_in_request and chosen == "text" and system_prompt is None:
+        prompt = chosen_profile.system_prompt
+    elif system_prompt is None:
+        prompt = chosen_profile.system_message(chosen)
+    else:
+        prompt = system_prompt
     nodes = CodeVisionNodes(
         model,
         dialect=chosen,
@@ -210,6 +221,7 @@ def create_codevision_graph(
         image_format=image_format,
         max_images_in_context=max_images_in_context,
         tool_images_in_user_message=tool_images_in_user_message,
+        tools_in_request=tools_in_request,
         executor=ToolExecutor(
             profile=chosen_profile,
             max_code_chars=pick(max_code_chars, chosen_profile.max_code_chars),

@@ -71,11 +71,17 @@ class CodeVisionNodes:
         tool_images_in_user_message: bool,
         executor: ToolExecutor,
         kernels: EpisodeKernels,
+        tools_in_request: bool = False,
     ) -> None:
         self.model = model
         self.dialect = dialect
         self.profile = profile
-        self.bound = model.bind_tools([profile.schema()]) if dialect == "tools" else model
+        if dialect == "tools":
+            self.bound = model.bind_tools([profile.schema()])
+        elif tools_in_request:  # the server's chat template renders the tools block
+            self.bound = model.bind(tools=[profile.schema()], tool_choice="none")
+        else:
+            self.bound = model
         self.system_prompt = system_prompt
         self.max_turns = max_turns
         self.budget = budget
