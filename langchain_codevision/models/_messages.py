@@ -32,10 +32,9 @@ from PIL import Image
 
 from langchain_codevision.images import load_image as decode_image
 from langchain_codevision.protocol import (
-    TOOL_RESPONSE_CLOSE,
-    TOOL_RESPONSE_OPEN,
     format_tool_call,
     split_tools_block,
+    wrap_tool_response,
 )
 from langchain_codevision.protocol import render_tools_block as _hermes_block
 
@@ -255,11 +254,7 @@ def _assistant_turn(message: AIMessage, features: TemplateFeatures) -> dict[str,
 
 def _append_tool_response(conversation: list[dict[str, Any]], parts: list[dict[str, Any]]) -> None:
     """Write a tool result as Qwen does: ``<tool_response>`` blocks inside one user turn."""
-    wrapped = [
-        {"type": "text", "text": TOOL_RESPONSE_OPEN},
-        *parts,
-        {"type": "text", "text": TOOL_RESPONSE_CLOSE},
-    ]
+    wrapped = wrap_tool_response(parts)
     previous = conversation[-1] if conversation else None
     if previous is not None and previous.get("_tool_responses"):
         previous["content"] = [*previous["content"], {"type": "text", "text": "\n"}, *wrapped]
