@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from ._numeric import eval_node
+from ._numeric import eval_node, parse_code
 from ._release_ops import filter_label, graded
 
 __all__ = ["ast_ops"]
@@ -349,7 +349,7 @@ def ast_ops(
 ) -> tuple[list[str], list[tuple[float, float, float, float]], list[str]]:
     """Ops, crop boxes and notes of ``code`` read from its syntax tree."""
     try:
-        tree = ast.parse(code)
+        tree = parse_code(code)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         return [], [], [f"the code does not parse ({type(exc).__name__}): no ops read"]
     reader = _Reader(image_size)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Value", "eval_expression", "eval_node"]
+__all__ = ["Value", "eval_expression", "eval_node", "parse_code"]
 
 Value = float | list[float]
 """What an expression evaluates to: a number or a flat list of numbers."""
@@ -157,6 +158,13 @@ def _eval(n: ast.AST, env: Mapping[str, Any], ext: bool) -> Any:
     return None
 
 
+def parse_code(source: str, mode: str = "exec") -> ast.AST:
+    """``ast.parse`` without the ``SyntaxWarning`` noise of model-written code."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return ast.parse(source, mode=mode)
+
+
 def eval_expression(text: str) -> float | None:
     """A numeric expression in source form (the release's ``.rotate(...)`` argument rule).
 
@@ -164,10 +172,10 @@ def eval_expression(text: str) -> float | None:
     anything else give ``None``.
     """
     try:
-        tree = ast.parse(text, mode="eval")
+        tree = parse_code(text, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
-    value = _eval_plain(tree.body)
+    value = _eval_plain(tree.body)  # type: ignore[attr-defined]
     return None if value is None or math.isnan(value) else value
 
 

@@ -15,7 +15,7 @@ import ast
 import re
 from typing import Any
 
-from ._numeric import eval_expression, eval_node
+from ._numeric import eval_expression, eval_node, parse_code
 
 __all__ = ["release_boxes", "release_ops"]
 
@@ -195,7 +195,7 @@ def release_boxes(code: str) -> list[list[float]]:
     """Crop boxes as the release finds them: AST-evaluated ``.crop(...)`` boxes, then literals."""
     boxes: list[list[float]] = []
     try:
-        tree = ast.parse(code)
+        tree = parse_code(code)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         tree = None
     if tree is not None:
