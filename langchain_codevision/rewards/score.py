@@ -227,9 +227,7 @@ def _compose(
     reasons = {name: term.reason for name, term in terms.items()}
     notes = [n for t in rollout.turns for n in t.notes] + call_notes
     notes += [p for p in (transform_problem, bbox_problem, *rollout.problems) if p]
-    reasons["calls"] = f"{k} calls ran ({rollout.source} input)" + (
-        "; " + "; ".join(dict.fromkeys(notes)) if notes else ""
-    )
+    reasons["calls"] = f"{k} calls ran" + ("; " + "; ".join(dict.fromkeys(notes)) if notes else "")
     return RewardBreakdown(
         total=round(total, 10),
         **{name: term.value for name, term in terms.items()},
