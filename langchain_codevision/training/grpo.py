@@ -1,0 +1,516 @@
+"""GRPO whose multi-turn rollouts run their code in the sandboxed kernel (TRL ``GRPOTrainer``).
+
+* Prompts come from RL records (:mod:`langchain_codevision.data.records`) in the protocol
+  profile's layout (the release's by default: its system prompt, an image placeholder and
+  a newline before the question);
+  the chat template renders the profile's tool schema from the environment's tool.
+* Each rollout gets a :class:`~.environment.CodeVisionEnvironment`: its tool calls run
+  through the loop's executor in a kernel from the pool; images the code produces go back
+  into the conversation; TRL masks tool tokens from the loss.
+* :class:`CodeVisionReward` scores each group of ``num_generations`` rollouts of one prompt
+  with ``langchain_codevision.rewards.score_group`` (group-aware ``R_necessity``), logs
+  every term, flags rollouts that hit the turn limit, and gives the kernels back.
+* The release's settings are the defaults (:class:`~.config.GRPOSettings`).
+
+Example:
+    >>> from langchain_codevision.training import GRPOSettings, train_grpo
+    >>> train_grpo(GRPOSettings(model="runs/sft/merged", data="data/rl.parquet"))
+    ... # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import GRPOSettings
+from .environment import EnvironmentFactory
+
+__all__ = [
+    "BREAKDOWN_TERMS",
+    "CodeVisionReward",
+    "GRPOResult",
+    "build_grpo_trainer",
+    "ensure_response_parsing",
+    "grpo_rows",
+    "load_grpo_dataset",
+    "train_grpo",
+]
+
+BREAKDOWN_TERMS = (
+    "total",
+    "accuracy",
+    "format",
+    "mandatory",
+    "necessity",
+    "usage_penalty",
+    "spurious_penalty",
+    "exact",
+    "emerge",
+)
+"""The reward terms logged per step (means) and per rollout (``rewards.jsonl``)."""
+
+
+# ----------------------------------------------------------------------------- dataset
+def _png(image: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def grpo_rows(records: Sequence[Any], profile: Any = "release") -> list[dict[str, Any]]:
+    """Rows for :func:`load_grpo_dataset`: the prompt in the profile's layout and the truth.
+
+    Args:
+        records: :class:`~langchain_codevision.data.records.Record` objects.
+        profile: The protocol profile (name or object).
+
+    Returns:
+        Plain rows: ``prompt`` (messages, image placeholders), ``images`` (PNG bytes) and a
+        ``meta`` JSON string (``ground_truth``, ``transform`` as stored, ``bbox``,
+        ``image_size``, ``question``, ``index``).
+    """
+    from langchain_codevision.protocol import get_profile
+
+    chosen = get_profile(profile)
+    rows = []
+    for record in records:
+        placeholders = [{"type": "image"} for _ in record.images]
+        prompt = []
+        if chosen.system_prompt:
+            prompt.append(
+                {"role": "system", "content": [{"type": "text", "text": chosen.system_prompt}]}
+            )
+        prompt.append(
+            {"role": "user", "content": chosen.question_content(placeholders, record.question)}
+        )
+        size = list(record.images[0].size) if record.images else None
+        meta = {
+            "ground_truth": record.answer,
+            "transform": record.transform,
+            "bbox": record.bbox,
+            "image_size": size,
+            "question": record.question,
+            "index": record.index,
+        }
+        rows.append(
+            {
+                "prompt": json.dumps(prompt),
+                "images": [_png(image) for image in record.images],
+                "meta": json.dumps(meta),
+            }
+        )
+    return rows
+
+
+def _read_records(path: str | Path) -> list[Any]:
+    from langchain_codevision.data.records import read_jsonl, read_parquet
+
+    path = Path(path)
+    reader = read_parquet if path.suffix == ".parquet" else read_jsonl
+    return list(reader(path))
+
+
+def load_grpo_dataset(
+    source: str | Path | Sequence[Any], profile: Any = "release", *, limit: int | None = None
+) -> Any:
+    """A ``datasets.Dataset`` of GRPO prompts that decodes on access.
+
+    Args:
+        source: A records file (``.parquet`` or ``.jsonl``) or a list of records.
+        profile: The protocol profile of the prompts.
+        limit: Keep the first ``limit`` records.
+
+    Returns:
+        Rows ``{"prompt", "images" (PIL), "ground_truth", "transform", "bbox",
+        "image_size", "question", "index"}`` (``transform`` in the form the record stores).
+    """
+    import datasets
+
+    records = _read_records(source) if isinstance(source, (str, Path)) else list(source)
+    records = records[:limit] if limit is not None else records
+    if not records:
+        raise ValueError("no RL records to train on")
+
+    def decode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        from langchain_codevision.images import load_image
+
+        metas = [json.loads(raw) for raw in batch["meta"]]
+        out: dict[str, list[Any]] = {
+            "prompt": [json.loads(raw) for raw in batch["prompt"]],
+            "images": [[load_image(data) for data in images] for images in batch["images"]],
+        }
+        for key in ("ground_truth", "transform", "bbox", "image_size", "question", "index"):
+            out[key] = [meta[key] for meta in metas]
+        return out
+
+    dataset = datasets.Dataset.from_list(grpo_rows(records, profile))
+    dataset.set_transform(decode)
+    return dataset
+
+
+# ----------------------------------------------------------------------------- reward
+def _score_api() -> tuple[Any, Any] | None:
+    try:
+        from langchain_codevision.rewards import score_group, score_rollout
+    except ImportError:
+        return None
+    return score_group, score_rollout
+
+
+def _as_dict(breakdown: Any) -> dict[str, Any]:
+    if isinstance(breakdown, dict):
+        return dict(breakdown)
+    if hasattr(breakdown, "to_dict"):
+        return breakdown.to_dict()
+    import dataclasses
+
+    if dataclasses.is_dataclass(breakdown):
+        return dataclasses.asdict(breakdown)
+    names = (*BREAKDOWN_TERMS, "ops_used", "crop_boxes", "reasons")
+    return {name: getattr(breakdown, name, None) for name in names}
+
+
+def _weights(weights: Any) -> Any:
+    """A ``RewardWeights`` from a mapping of overrides (objects pass through)."""
+    if weights is None or not isinstance(weights, dict):
+        return weights
+    from langchain_codevision.rewards import RewardWeights
+
+    return RewardWeights(**weights)
+
+
+def _stand_in(response: str, truth: str) -> dict[str, Any]:
+    from langchain_codevision.protocol import answers_match, extract_answer
+
+    accuracy = float(answers_match(extract_answer(response), truth))
+    return {
+        "total": accuracy,
+        "accuracy": accuracy,
+        "reasons": ["langchain_codevision.rewards is not installed: accuracy only"],
+    }
+
+
+def _stop_reason(messages: Sequence[dict[str, Any]], env: Any) -> str:
+    last = messages[-1] if messages else {}
+    if last.get("role") == "assistant" and last.get("tool_calls"):
+        return "turn_limit" if env is not None and env.at_turn_limit else "length"
+    text = _text(last)
+    return "answer" if "<answer>" in text else "no_tool_call"
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+    return str(content or "")
+
+
+@dataclass
+class CodeVisionReward:
+    """The CodeVision reward as a TRL reward function, group-aware, with every term logged.
+
+    Args:
+        tokenizer: Decodes each completion (assistant turns and tool replies) the way verl
+            does (``skip_special_tokens=True``): that string is what the reward reads.
+        num_generations: Rollouts per prompt; each consecutive block is one group.
+        weights: Reward weights (``None``: the release's).
+        judge: Optional LangChain chat model judging answers the rules cannot decide.
+        log_path: JSONL file each rollout's breakdown is appended to.
+        keep_responses: Also keep each decoded response in :attr:`history`.
+
+    Attributes:
+        history: Every scored rollout: ``step``, ``stop_reason``, ``tool_calls``, the
+            breakdown's terms, ``ops_used`` and ``reasons``.
+        stand_in: Whether ``langchain_codevision.rewards`` was missing (accuracy only).
+    """
+
+    tokenizer: Any
+    num_generations: int
+    weights: Any = None
+    judge: Any = None
+    log_path: str | Path | None = None
+    keep_responses: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stand_in: bool = False
+
+    def __post_init__(self) -> None:
+        self.__name__ = "codevision"  # TRL names the reward's log columns after it
+
+    def __call__(
+        self,
+        prompts: list[Any],
+        completions: list[Any],
+        completion_ids: list[list[int]],
+        **columns: Any,
+    ) -> list[float]:
+        """Score one batch (TRL passes the dataset columns and the environments)."""
+        environments = columns.get("environments") or [None] * len(completions)
+        responses = [self.tokenizer.decode(ids, skip_special_tokens=True) for ids in completion_ids]
+        try:
+            scored = self._score(responses, columns)
+        finally:
+            for env in environments:
+                if env is not None:
+                    env._release()
+        state = columns.get("trainer_state")
+        step = getattr(state, "global_step", None)
+        rows = []
+        for position, (breakdown, messages, env) in enumerate(
+            zip(scored, completions, environments, strict=True)
+        ):
+            row = {
+                "step": step,
+                "position": position,
+                "index": _column(columns, "index", position),
+                "stop_reason": _stop_reason(messages, env),
+                "tool_calls": env.calls if env is not None else None,
+                **{term: breakdown.get(term) for term in BREAKDOWN_TERMS},
+                "ops_used": breakdown.get("ops_used"),
+                "reasons": breakdown.get("reasons"),
+            }
+            rows.append(row)
+        self._log(rows, columns)
+        if self.keep_responses:
+            for row, response in zip(self.history[-len(rows) :], responses, strict=True):
+                row["response"] = response
+        return [float(row["total"]) for row in rows]
+
+    def _score(self, responses: list[str], columns: dict[str, Any]) -> list[dict[str, Any]]:
+        api = _score_api()
+        self.stand_in = api is None
+        out: list[dict[str, Any]] = []
+        size = max(self.num_generations, 1)
+        for start in range(0, len(responses), size):
+            group = responses[start : start + size]
+            truth = _column(columns, "ground_truth", start)
+            if api is None:
+                out.extend(_stand_in(response, truth) for response in group)
+                continue
+            score_group, _ = api
+            extra = {}
+            if "question" in inspect.signature(score_group).parameters:
+                extra["question"] = _column(columns, "question", start) or ""
+            breakdowns = score_group(
+                group,
+                ground_truth=truth,
+                transform=_column(columns, "transform", start),
+                bbox=_column(columns, "bbox", start),
+                image_size=_column(columns, "image_size", start),
+                weights=_weights(self.weights),
+                judge=self.judge,
+                **extra,
+            )
+            out.extend(_as_dict(b) for b in breakdowns)
+        return out
+
+    def _log(self, rows: list[dict[str, Any]], columns: dict[str, Any]) -> None:
+        self.history.extend(rows)
+        log_metric, log_extra = columns.get("log_metric"), columns.get("log_extra")
+        if log_metric is not None:
+            for term in BREAKDOWN_TERMS:
+                values = [r[term] for r in rows if isinstance(r[term], (int, float))]
+                if values:
+                    log_metric(f"codevision/{term}", sum(values) / len(values))
+            limit = sum(r["stop_reason"] == "turn_limit" for r in rows) / max(len(rows), 1)
+            log_metric("codevision/turn_limit_rate", limit)
+        if log_extra is not None:
+            log_extra("stop_reason", [r["stop_reason"] for r in rows])
+            log_extra("accuracy", [r["accuracy"] for r in rows])
+        if self.log_path is not None:
+            path = Path(self.log_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as handle:
+                for row in rows:
+                    handle.write(json.dumps(row, default=_jsonable) + "\n")
+
+
+def _column(columns: dict[str, Any], name: str, position: int) -> Any:
+    values = columns.get(name)
+    return values[position] if values is not None else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- trainer
+def ensure_response_parsing(processor: Any) -> None:
+    """Make TRL able to read tool calls from the checkpoint's replies.
+
+    TRL knows the response format of some chat templates only (not Qwen2.5-VL's, nor the
+    release's); the CodeVision protocol is hermes ``<tool_call>{json}</tool_call>`` in every
+    case, which is TRL's Qwen3 parser.
+    """
+    from trl.chat_template_utils import add_response_schema
+
+    tokenizer = getattr(processor, "tokenizer", processor)
+    if getattr(tokenizer, "response_template", None) or getattr(tokenizer, "response_schema", None):
+        return
+    try:
+        add_response_schema(processor)
+    except ValueError:
+        from trl import chat_template_utils as utils
+
+        if hasattr(utils, "qwen3_template"):
+            tokenizer.response_template = utils.qwen3_template
+        else:  # older transformers: the legacy schema
+            tokenizer.response_schema = utils.qwen3_schema
+
+
+def _grpo_args(settings: GRPOSettings, factory: EnvironmentFactory) -> Any:
+    from trl import GRPOConfig
+
+    from ._common import trainer_kwargs
+
+    return GRPOConfig(
+        **trainer_kwargs(
+            settings,
+            GRPOConfig,
+            num_generations=settings.num_generations,
+            max_completion_length=settings.max_completion_length,
+            max_tool_calling_iterations=factory.max_calls,
+            beta=settings.beta,
+            epsilon=settings.epsilon,
+            epsilon_high=settings.epsilon_high,
+            loss_type=settings.loss_type,
+            temperature=settings.temperature,
+            use_vllm=settings.use_vllm,
+            vllm_mode=settings.vllm_mode,
+            log_completions=settings.log_completions,
+            remove_unused_columns=False,
+        )
+    )
+
+
+def build_grpo_trainer(
+    settings: GRPOSettings,
+    dataset: Any | None = None,
+    *,
+    factory: EnvironmentFactory | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A ready ``trl.GRPOTrainer`` with kernel-backed environments and the CodeVision reward.
+
+    The trainer carries ``codevision_factory`` (close it when done; :func:`train_grpo`
+    does) and ``codevision_reward`` (its ``history`` holds every breakdown).
+
+    Args:
+        settings: The run's settings.
+        dataset: A dataset like :func:`load_grpo_dataset`'s (default: ``settings.data``).
+        factory: The environments' factory (default: one over a fresh pool, sized so every
+            rollout of a generation batch can hold a kernel).
+        **kwargs: Passed to ``GRPOTrainer`` (``callbacks``, ...).
+    """
+    from trl import GRPOTrainer
+
+    from ._common import freeze_vision_tower, load_model_and_processor, lora_config
+
+    if not settings.model:
+        raise ValueError("set 'model' (a checkpoint path or hub id)")
+    dataset = dataset if dataset is not None else load_grpo_dataset(settings.data, settings.profile)
+    model, processor = load_model_and_processor(
+        settings.model, dtype=settings.dtype, image_max_pixels=settings.image_max_pixels
+    )
+    peft_config = lora_config(settings)
+    if settings.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, settings.adapter, is_trainable=True)
+        peft_config = None
+    if settings.freeze_vision:
+        freeze_vision_tower(model)
+    ensure_response_parsing(processor)
+    rollouts = settings.per_device_train_batch_size * settings.gradient_accumulation_steps
+    factory = factory or EnvironmentFactory(
+        settings.profile,
+        max_turns=settings.max_turns,
+        code_timeout=settings.code_timeout,
+        pool_size=settings.pool_size,
+        max_kernels=settings.max_kernels or rollouts + settings.pool_size + 1,
+    )
+    reward = CodeVisionReward(
+        tokenizer=getattr(processor, "tokenizer", processor),
+        num_generations=settings.num_generations,
+        weights=settings.reward_weights or None,
+        log_path=settings.log_path or Path(settings.output_dir) / "rewards.jsonl",
+    )
+    try:
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=[reward],
+            args=_grpo_args(settings, factory),
+            train_dataset=dataset,
+            processing_class=processor,
+            peft_config=peft_config,
+            environment_factory=factory,
+            **kwargs,
+        )
+    except BaseException:
+        factory.close()
+        raise
+    if settings.freeze_vision:
+        freeze_vision_tower(trainer.model)
+    trainer.codevision_factory = factory
+    trainer.codevision_reward = reward
+    return trainer
+
+
+@dataclass
+class GRPOResult:
+    """What a finished GRPO run left behind.
+
+    Attributes:
+        output_dir: The run folder.
+        adapter_dir: The final adapter (or full model) with the processor.
+        metrics: The train metrics.
+        log_history: Every logged row (reward, ``codevision/*`` terms, KL, ...).
+        breakdowns: Every scored rollout (see :attr:`CodeVisionReward.history`).
+    """
+
+    output_dir: Path
+    adapter_dir: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    breakdowns: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train_grpo(
+    settings: GRPOSettings, dataset: Any | None = None, *, trainer: Any = None, **kwargs: Any
+) -> GRPOResult:
+    """Train with GRPO; kernels are always returned and the pool closed, also on errors.
+
+    Args:
+        settings: The run's settings (``resume_from_checkpoint`` continues a run).
+        dataset: Optional dataset (default: ``settings.data``).
+        trainer: A trainer from :func:`build_grpo_trainer` to run (default: a new one).
+        **kwargs: Passed to :func:`build_grpo_trainer`.
+
+    Returns:
+        The :class:`GRPOResult`.
+    """
+    trainer = trainer or build_grpo_trainer(settings, dataset, **kwargs)
+    try:
+        output = trainer.train(resume_from_checkpoint=settings.resume_from_checkpoint or None)
+        adapter_dir = Path(settings.output_dir) / "adapter"
+        trainer.save_model(str(adapter_dir))
+        trainer.processing_class.save_pretrained(str(adapter_dir))
+    finally:
+        trainer.codevision_factory.close()
+    return GRPOResult(
+        output_dir=Path(settings.output_dir),
+        adapter_dir=adapter_dir,
+        metrics=dict(output.metrics),
+        log_history=list(trainer.state.log_history),
+        breakdowns=list(trainer.codevision_reward.history),
+    )
