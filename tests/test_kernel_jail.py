@@ -437,3 +437,64 @@ def test_nothing_is_left_on_the_host_after_close(backend: str) -> None:
     assert not folder.exists()
     assert not [p for p in cgroups if p.exists()]
     assert set(os.listdir("/dev/shm")) == shm_before
+
+
+def test_replacing_its_sockets_cannot_make_the_host_connect_elsewhere(backend, tmp_path) -> None:
+    target = tmp_path / "host-service.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(target))
+    server.listen()
+    server.settimeout(3)
+    with KernelSession(limits=LIMITS, jail=backend) as session:
+        code = f"""
+            import json, os, socket
+            info = json.load(open('/run/cv/kernel.json'))
+            for port in ('hb_port', 'iopub_port'):
+                path = '/run/cv/ipc-%d' % info[port]
+                os.unlink(path)
+                os.symlink({str(target)!r}, path)  # absolute: the host's root if followed
+            for fd in map(int, os.listdir('/proc/self/fd')):  # make the host reconnect
+                try:
+                    sock = socket.socket(fileno=os.dup(fd))
+                except OSError:
+                    continue
+                try:
+                    if sock.family == socket.AF_UNIX and sock.getsockname().startswith('/run/cv'):
+                        sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                finally:
+                    sock.close()
+        """
+        session.execute(textwrap.dedent(code))
+        with pytest.raises(TimeoutError):
+            server.accept()  # the host never connected to its own socket through the jail
+        assert session.execute("print('answers')").stdout == "answers\n"
+    server.close()
+
+
+def test_forged_replies_cannot_stretch_the_time_limit(pair) -> None:
+    attacker, _ = pair
+    code = """
+        import copy, threading, time
+        kernel = get_ipython().kernel
+        parent = kernel.get_parent('shell')
+        ident, shell = kernel._shell_parent_ident.get(), kernel.shell_stream.socket
+        def forge():
+            time.sleep(0.3)
+            kernel.session.send(kernel.iopub_socket, 'status', {'execution_state': 'idle'},
+                                parent=parent)
+            fake = copy.deepcopy(parent)
+            fake['header'] = dict(parent['header'], msg_id='someone-else')
+            while True:
+                kernel.session.send(shell, 'execute_reply', {'status': 'ok'}, parent=fake,
+                                    ident=ident)
+                time.sleep(0.1)
+        threading.Thread(target=forge, daemon=True).start()
+        time.sleep(600)
+    """
+    started = time.monotonic()
+    out = attacker.execute(textwrap.dedent(code), timeout=2)
+    assert out.timed_out and time.monotonic() - started < 30
+    attacker.restart()  # the forger thread lives on in that process
+    assert attacker.execute("print('fresh')").stdout == "fresh\n"

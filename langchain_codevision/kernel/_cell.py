@@ -115,18 +115,19 @@ async def _await_reply(
             idle = msg["content"]["execution_state"] == "idle"
         else:
             collector.add(msg)
-    while True:
-        remaining = max(deadline - time.monotonic(), 1.0)
+    # The reply follows "idle" at once; a second of grace, and never past it, however many
+    # stray (or forged) messages arrive meanwhile.
+    reply_deadline = max(deadline, time.monotonic() + 1.0)
+    while (remaining := reply_deadline - time.monotonic()) > 0:
         try:
-            msg = await session._kc.get_shell_msg(timeout=min(remaining, 5.0))
+            msg = await session._kc.get_shell_msg(timeout=min(remaining, POLL_S))
         except Exception:
             if not await session._is_alive():
                 raise KernelDied(session._exit_detail()) from None
-            if time.monotonic() > deadline:
-                return None
             continue
         if msg["parent_header"].get("msg_id") == msg_id:
             return msg["content"]
+    return None
 
 
 async def _handle_timeout(

@@ -25,7 +25,14 @@ from .jail import JAIL_DIR, JailPlan, plain_command, supervisor_command, supervi
 from .limits import KernelLimits
 from .sandbox import scrub_environment
 
-JAIL_LINK = "jail"
+
+def _identity(target: str | int) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of a path or descriptor, ``None`` when it does not exist."""
+    try:
+        info = os.stat(target)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 class KernelHost:
@@ -74,9 +81,13 @@ class KernelHost:
 
     @property
     def ipc_prefix(self) -> str:
-        """The socket prefix the host connects to."""
+        """The socket prefix the host connects to.
+
+        For a jail these are host-side links to descriptors of the kernel's own sockets
+        (see :meth:`pin_sockets`), never paths that resolve through the jail.
+        """
         if self.jailed:
-            return str(self.dir / JAIL_LINK / JAIL_DIR.lstrip("/") / "ipc")
+            return str(self.dir / "sock" / "ipc")
         return str(self.dir / "ipc")
 
     @property
@@ -130,44 +141,75 @@ class KernelHost:
 
     # -------------------------------------------------------------------- after launch
     def forget_jail(self) -> None:
-        """Before a (re)start: drop the link, descriptors and pid of the previous jail."""
+        """Before a (re)start: drop the descriptors and pid of the previous jail."""
         self.close_files()
-        for name in (JAIL_LINK, "jail.pid", "jail.err"):
+        for name in ("jail.pid", "jail.err"):
             with contextlib.suppress(FileNotFoundError):
                 (self.dir / name).unlink()
         self.jail_pid = None
-        pidfd = self.state.pop("pidfd", None)
-        if pidfd is not None:
-            with contextlib.suppress(OSError):
-                os.close(pidfd)
+        _close_descriptors(self.state)
 
     async def follow_jail(self, process_alive, timeout: float) -> None:
-        """Wait until the supervisor reports the jail, then link its root."""
+        """Wait until the jail is built and open its area (before any user code runs)."""
         if not self.jailed:
+            self.files = KernelFiles(self.dir)
             return
         pid_file = self.dir / "jail.pid"
         deadline = time.monotonic() + timeout
         while not pid_file.exists():
-            if not await process_alive():
-                raise RuntimeError(f"the jail could not be built: {self.failure_detail()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError("the jail did not come up in time")
-            await asyncio.sleep(0.005)
+            await self._tick(process_alive, deadline)
         self.jail_pid = int(pid_file.read_text())
         with contextlib.suppress(OSError):
             self.state["pidfd"] = os.pidfd_open(self.jail_pid)
-        link = self.dir / JAIL_LINK
-        os.symlink(f"/proc/{self.jail_pid}/root", link)
-
-    def open_files(self) -> None:
-        """Open the kernel's area (call once the kernel is ready, before any user code)."""
-        self.close_files()
-        target = self.dir / JAIL_LINK / JAIL_DIR.lstrip("/") if self.jailed else self.dir
         # Files the host makes in a bubblewrap jail's tmpfs must belong to the kernel's uid.
         owner = self.ids if self.plan.backend == "bwrap" else None
-        self.files = KernelFiles(target, owner)
+        area = f"/proc/{self.jail_pid}/root{JAIL_DIR}"
+        host_twin = _identity(JAIL_DIR)  # the host's own /run/cv, if it has one: not it
+        while True:
+            with contextlib.suppress(OSError):
+                files = KernelFiles(area, owner)
+                if _identity(files.fd) != host_twin and files.exists("work"):
+                    self.files = files
+                    return
+                files.close()
+            await self._tick(process_alive, deadline)
+
+    async def pin_sockets(self, ports: list[int], process_alive, timeout: float) -> None:
+        """Link the host's socket paths to descriptors of the jailed kernel's sockets.
+
+        Each socket is opened (``O_PATH``) strictly inside the kernel's area, and the host
+        connects through ``/proc/<host pid>/fd/<n>``: whatever the kernel later puts at
+        those paths (a symlink to a host socket, say), the host keeps reaching the socket
+        the kernel bound at start.
+        """
+        if not self.jailed:
+            return
+        assert self.files is not None
+        deadline = time.monotonic() + timeout
+        links = self.dir / "sock"
+        links.mkdir(mode=0o700, exist_ok=True)
+        for port in ports:
+            name = f"ipc-{port}"
+            while (fd := self.files.socket(name)) is None:
+                await self._tick(process_alive, deadline)
+            self.state.setdefault("socks", []).append(fd)
+            staged = links / f"{name}.new"
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()
+            os.symlink(f"/proc/{os.getpid()}/fd/{fd}", staged)
+            os.replace(staged, links / name)
+
+    async def _tick(self, process_alive, deadline: float) -> None:
+        if not await process_alive():
+            raise RuntimeError(f"the jail could not be built: {self.failure_detail()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the jail did not come up in time")
+        await asyncio.sleep(0.005)
+
+    def read_layers(self) -> None:
+        """Record the layers in force (read once the kernel is ready, before user code)."""
         self.layers = [self.plan.backend, *self.plan.layers] if self.jailed else []
-        if self.jailed:
+        if self.jailed and self.files is not None:
             with contextlib.suppress(OSError, ValueError):
                 raw = self.files.read("layers.json", 0, 4096)
                 self.layers += [str(layer) for layer in json.loads(raw)]
@@ -215,15 +257,22 @@ class KernelHost:
 
 def cleanup_state(state: dict[str, Any]) -> None:
     """Finalizer-safe cleanup of what a :class:`KernelHost` left in ``state``."""
-    pidfd = state.pop("pidfd", None)
+    pidfd = state.get("pidfd")
     if pidfd is not None:
         with contextlib.suppress(OSError):
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.close(pidfd)
+    _close_descriptors(state)
     cgroups = state.pop("cgroup", None)
     if cgroups:
         KernelCgroup("stale", [Path(p) for p in cgroups]).remove()
     directory = state.pop("dir", None)
     if directory:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _close_descriptors(state: dict[str, Any]) -> None:
+    """Close the jail's pidfd and pinned socket descriptors kept in ``state``."""
+    for fd in [state.pop("pidfd", None), *state.pop("socks", [])]:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -160,7 +160,9 @@ def open_beneath(dirfd: int, path: str, flags: int, mode: int = 0o600) -> int:
     The host uses this for every file it reads from or writes into a jail, so a hostile
     kernel cannot redirect it with a symlink or a bind mount.
     """
-    flags |= os.O_CLOEXEC | _O_LARGEFILE.get(platform.machine(), 0o100000)
+    flags |= os.O_CLOEXEC
+    if not flags & os.O_PATH:  # O_PATH takes no other flags
+        flags |= _O_LARGEFILE.get(platform.machine(), 0o100000)
     how = _OpenHow(flags, mode if flags & os.O_CREAT else 0, 0)
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV
     result = _libc.syscall(

@@ -67,7 +67,11 @@ class RunRoot:
 
     def close(self) -> None:
         """Remove the run root (at interpreter exit)."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        for _ in range(20):  # a kernel folder being removed concurrently may race the walk
+            shutil.rmtree(self.path, ignore_errors=True)
+            if not self.path.exists():
+                break
+            time.sleep(0.05)
         with contextlib.suppress(OSError):
             os.close(self._lock_fd)
 
@@ -78,8 +82,14 @@ def run_root() -> RunRoot:
     with _lock:
         if _root is None or not _root.path.exists():
             _root = RunRoot()
-            atexit.register(_root.close)
         return _root
+
+
+@atexit.register
+def _close_run_root() -> None:
+    """At exit, after the pools and sessions (registered at import, so it runs last)."""
+    if _root is not None:
+        _root.close()
 
 
 def _owner_alive(directory: Path) -> bool:
@@ -149,6 +159,29 @@ class KernelFiles:
             return os.pread(fd, length, offset)
         finally:
             os.close(fd)
+
+    def exists(self, name: str) -> bool:
+        """Whether the regular file or folder ``name`` exists (nothing followed)."""
+        try:
+            fd = _jailsys.open_beneath(self.fd, name, os.O_PATH)
+        except OSError:
+            return False
+        try:
+            mode = os.fstat(fd).st_mode
+            return stat.S_ISREG(mode) or stat.S_ISDIR(mode)
+        finally:
+            os.close(fd)
+
+    def socket(self, name: str) -> int | None:
+        """An ``O_PATH`` descriptor of the unix socket ``name``; ``None`` while there is none."""
+        try:
+            fd = _jailsys.open_beneath(self.fd, name, os.O_PATH)
+        except OSError:
+            return None
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return fd
 
     def create(self, name: str):
         """A new file ``name`` (it must not exist yet), opened for writing."""

@@ -343,6 +343,9 @@ class KernelSession:
         await launch()
         self._state["pid"] = self._km.provisioner.pid if self._km.provisioner else None
         await self.host.follow_jail(self._is_alive, self.limits.startup_timeout)
+        km = self._km
+        ports = [km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port]
+        await self.host.pin_sockets(ports, self._is_alive, self.limits.startup_timeout)
         if self._kc is None:
             self._kc = self._km.client()
             self._kc.start_channels()
@@ -351,7 +354,7 @@ class KernelSession:
         except RuntimeError as exc:
             detail = self.host.failure_detail() if self.host.jailed else ""
             raise KernelStartError(f"kernel failed to start: {exc} {detail}".strip()) from exc
-        self.host.open_files()
+        self.host.read_layers()
         self.isolation = self.host.isolation
         await self._run_preamble()
 
