@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -177,7 +178,7 @@ def settings_from_dict(data: dict[str, Any], kind: TrainKind) -> SFTSettings | G
         cls = _KINDS[kind]
     except KeyError:
         raise ValueError(f"unknown training kind {kind!r}; use 'sft' or 'grpo'") from None
-    data = dict(data)
+    data = {key: _number(value) for key, value in data.items()}
     data.pop("kind", None)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
@@ -189,6 +190,18 @@ def settings_from_dict(data: dict[str, Any], kind: TrainKind) -> SFTSettings | G
     if "lora" in data:
         data["lora"] = _lora(data["lora"])
     return cls(**data)
+
+
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _number(value: Any) -> Any:
+    """Read ``1e-5`` as a number (YAML 1.1 reads it as a string), also inside mappings."""
+    if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _number(item) for key, item in value.items()}
+    return value
 
 
 def _lora(value: Any) -> LoraSettings | None:
