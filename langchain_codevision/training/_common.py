@@ -124,6 +124,8 @@ def trainer_kwargs(settings: Any, config_cls: Any, **specific: Any) -> dict[str,
     known = {f.name for f in dataclasses.fields(config_cls)}
     kwargs = {name: getattr(settings, name) for name in _COMMON_ARGS}
     kwargs.update(specific)
+    if "activation_checkpointing" in known:  # transformers 5 renamed it
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
     if "warmup_ratio" not in known and "warmup_ratio" in kwargs:
         kwargs["warmup_steps"] = kwargs.pop("warmup_ratio")  # transformers 5: a float is a ratio
     unknown = sorted(set(settings.extra) - known)
