@@ -194,10 +194,12 @@ _LITERAL_CROP = re.compile(
 def release_boxes(code: str) -> list[list[float]]:
     """Crop boxes as the release finds them: AST-evaluated ``.crop(...)`` boxes, then literals."""
     boxes: list[list[float]] = []
-    try:
-        tree = parse_code(code)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        tree = None
+    tree = None
+    if "crop" in code or not code.isascii():  # no ``.crop`` attribute can exist otherwise
+        try:
+            tree = parse_code(code)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            tree = None
     if tree is not None:
         try:
             calls = [
