@@ -179,6 +179,8 @@ def test_bad_record_fields_are_reasons() -> None:
         b = score_rollout(text, ground_truth="7", transform=["crop"], bbox=bbox)
         check(b)
         assert b.mandatory == 0.0 and "bbox" in b.reasons["calls"] + b.reasons["mandatory"]
+    as_text = score_rollout(text, ground_truth="7", transform=["crop"], bbox="[100, 100, 300, 300]")
+    assert as_text.mandatory == 1.0 and as_text.accuracy == 1.0
     b = score_rollout(text, ground_truth="7", transform=object(), image_size="big", ops_mode="ast")
     check(b)
     assert b.expected == () and "transform could not be read" in b.reasons["calls"]

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,11 @@ def _expected(transform: Any) -> tuple[tuple[str, ...], str | None]:
 
 
 def _bbox(bbox: Any) -> tuple[tuple[float, ...] | None, str | None]:
+    if isinstance(bbox, str):  # the JSON text parquet rows may hold, read as the release does
+        try:
+            bbox = json.loads(bbox)
+        except ValueError:
+            return None, f"the bbox text {bbox!r:.60} is no JSON: treated as none"
     if bbox is None:
         return None, None
     try:
