@@ -82,9 +82,11 @@ def test_verl_string_shape() -> None:
     rollout = decode_response(text)
     assert [len(t.calls) for t in rollout.turns] == [1, 0]
     assert rollout.calls[0].code == ROTATE_FIX and rollout.calls[0].reply == SUCCESS
-    assert (
-        decode_response(verl_raw([call(ROTATE_FIX), answer("42")], [SUCCESS])).calls
-        == rollout.calls
+    raw = verl_raw([call(ROTATE_FIX), answer("42")], [SUCCESS])
+    assert "<|im_end|><|im_start|>user\n<tool_response>\n<|vision_start|>" in raw
+    assert decode_response(raw) == rollout
+    assert score_rollout(raw, ground_truth="42", transform=["rotate_90"]) == score_rollout(
+        text, ground_truth="42", transform=["rotate_90"]
     )
 
 

@@ -63,6 +63,9 @@ _OPEN_TAIL = re.compile(
 )
 _REPLY = re.compile(r"<tool_response>(.*?)</tool_response>", re.DOTALL)
 _SPECIAL = re.compile(r"<\|im_end\|>\s*\Z")
+_SPECIAL_TOKENS = re.compile(
+    r"<\|(?:im_start|im_end|vision_start|vision_end|image_pad|video_pad|endoftext)\|>"
+)
 
 
 @dataclass(frozen=True)
@@ -352,10 +355,10 @@ def decode_response(response: Any, *, call_rule: CallRule = "release") -> Rollou
 
 
 def _decode(response: Any, rule: CallRule) -> Rollout:
-    if isinstance(response, str):
-        return _decode_verl(response, rule)
     if isinstance(response, bytes):
-        return _decode_verl(response.decode("utf-8", "replace"), rule)
+        response = response.decode("utf-8", "replace")
+    if isinstance(response, str):  # special tokens still in: drop them as verl's decode does
+        return _decode_verl(_SPECIAL_TOKENS.sub("", response), rule)
     turns = getattr(response, "turns", None)
     if turns is not None and not isinstance(response, Mapping):  # a Trajectory
         entries = [(t.role, t.text, []) for t in turns]
