@@ -423,3 +423,15 @@ def test_compute_score_on_a_verl_string() -> None:
         beta=1.0,
     )
     assert batch[0]["necessity"] == pytest.approx(0.5) and batch[1]["necessity"] == 0.0
+
+
+def test_tolerant_call_rule_reads_what_the_graph_runs() -> None:
+    single = (
+        "<think>t</think>\n<tool_call>\n{'name': 'code_image_tool', 'arguments': "
+        "{'code': 'result = image.rotate(270, expand=True)',}}\n</tool_call>"
+    )
+    text = verl([single, answer("42")])
+    strict = score_rollout(text, ground_truth="42", transform=["rotate_90"])
+    tolerant = score_rollout(text, ground_truth="42", transform=["rotate_90"], call_rule="tolerant")
+    assert strict.calls == 0 and "no call counts" in strict.reasons["calls"]
+    assert tolerant.calls == 1 and tolerant.ops_used == ("rotate_270",) and tolerant.mandatory == 1

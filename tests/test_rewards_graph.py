@@ -106,3 +106,22 @@ def test_errors_crops_and_ast_mode(pool: Any, rotated: Image.Image, tmp_path: An
     assert all(b == strict["state"] for b in strict.values())
     replies_seen = [c.reply for c in decode_response(out).calls]
     assert replies_seen[0].startswith("Error: Code execution error") and replies_seen[1] == SUCCESS
+
+
+def test_tools_dialect_state(pool: Any, rotated: Image.Image) -> None:
+    from langchain_core.messages import AIMessage
+
+    from tests.scripted_model import tools_call
+
+    model = ScriptedChatModel(
+        replies=[tools_call(FIX), AIMessage("<think>ok</think><answer>42</answer>")],
+        dialect="tools",
+    )
+    graph = create_codevision_graph(model, pool=pool)
+    out = graph.invoke({"image": rotated, "question": "What number is printed?"})
+    assert [s["ok"] for s in out["steps"]] == [True]
+    b = score_rollout(out, ground_truth="42", transform=["rotate_90"])
+    assert b.calls == 1 and b.ops_used == ("rotate_270",) and b.accuracy == 1.0
+    assert (
+        b.format == 0.0
+    )  # the native call's turn has no <think>: the rendered text starts without
