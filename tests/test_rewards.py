@@ -435,3 +435,20 @@ def test_tolerant_call_rule_reads_what_the_graph_runs() -> None:
     tolerant = score_rollout(text, ground_truth="42", transform=["rotate_90"], call_rule="tolerant")
     assert strict.calls == 0 and "no call counts" in strict.reasons["calls"]
     assert tolerant.calls == 1 and tolerant.ops_used == ("rotate_270",) and tolerant.mandatory == 1
+
+
+def test_group_stats_passed_to_one_rollout() -> None:
+    stats = group_stats([(True, True), (True, False), (False, False), (False, False)])
+    assert (stats.value, stats.correct_without_tool, stats.total_with_tool) == (0.5, 0, 2)
+    text = verl([call(ROTATE_FIX), answer("42")])
+    b = score_rollout(
+        text,
+        ground_truth="42",
+        transform=["rotate_90"],
+        group=stats,
+        weights=RewardWeights(beta=2.0),
+    )
+    assert b.necessity == 0.5 and b.total == pytest.approx(2.2 + 1.0)
+    assert "tools 1/2 vs no tools 0/2" in b.reasons["necessity"]
+    assert b.to_dict()["reasons"]["necessity"] == b.reasons["necessity"]
+    assert json.loads(json.dumps(b.to_dict()))["weights"]["beta"] == 2.0
