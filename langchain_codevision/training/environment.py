@@ -34,12 +34,15 @@ from typing import Any
 from PIL import Image
 
 from langchain_codevision.images import PixelBudget, image_from_block, load_image, trajectory_image
-from langchain_codevision.kernel import KernelPool
+from langchain_codevision.kernel import KernelPool, KernelStartError
 from langchain_codevision.loop.executor import ToolExecutor
 from langchain_codevision.loop.kernels import EpisodeKernels
 from langchain_codevision.protocol import TOOL_NAME, ProtocolProfile, get_profile, make_failure
 
 __all__ = ["CodeVisionEnvironment", "EnvironmentFactory", "environment_factory", "tool_docstring"]
+
+_START_ATTEMPTS = 2
+"""Kernel starts tried per call (a jail can fail to come up under load; no code ran yet)."""
 
 
 def tool_docstring(profile: ProtocolProfile) -> str:
@@ -134,13 +137,22 @@ class CodeVisionEnvironment:
             "failures": [],
         }
         state = {"images": self._images, "steps": self._steps, "turns": self.calls}
-        try:
-            work = self._executor.run(
-                state, pending, lambda: self._kernels.aget(episode, self._images)
-            )
-        except Exception as exc:  # the kernel could not be lent or died: reply, never raise
-            failure = make_failure(type(exc).__name__, str(exc), "execution")
+        work = None
+        for attempt in range(_START_ATTEMPTS):
+            try:
+                work = self._executor.run(
+                    state, pending, lambda: self._kernels.aget(episode, self._images)
+                )
+                break
+            except KernelStartError as exc:  # no code ran: a fresh jail may come up
+                error: Exception = exc
+                if attempt + 1 < _START_ATTEMPTS:
+                    continue
+            except Exception as exc:  # the kernel died or could not be lent
+                error = exc
+            failure = make_failure(type(error).__name__, str(error), "execution")
             return [{"type": "text", "text": self._executor.failure_text(failure, self._images)}]
+        assert work is not None
         self._images, self._steps = work.images, work.steps
         if work.failures:
             text = self._executor.failure_text(work.failures[0], self._images)

@@ -197,10 +197,15 @@ def _stand_in(response: str, truth: str) -> dict[str, Any]:
     }
 
 
-def _stop_reason(messages: Sequence[dict[str, Any]], env: Any) -> str:
+def _stop_reason(
+    messages: Sequence[dict[str, Any]], env: Any, length: int, max_length: int | None
+) -> str:
+    """``turn_limit``, ``length`` (token budget), ``answer`` or ``no_tool_call``."""
     last = messages[-1] if messages else {}
     if last.get("role") == "assistant" and last.get("tool_calls"):
         return "turn_limit" if env is not None and env.at_turn_limit else "length"
+    if max_length is not None and length >= max_length:
+        return "length"
     text = _text(last)
     return "answer" if "<answer>" in text else "no_tool_call"
 
@@ -224,6 +229,8 @@ class CodeVisionReward:
         judge: Optional LangChain chat model judging answers the rules cannot decide.
         log_path: JSONL file each rollout's breakdown is appended to.
         keep_responses: Also keep each decoded response in :attr:`history`.
+        max_completion_length: The token budget (a rollout that used it all stopped for
+            ``"length"``).
 
     Attributes:
         history: Every scored rollout: ``step``, ``stop_reason``, ``tool_calls``, the
@@ -237,6 +244,7 @@ class CodeVisionReward:
     judge: Any = None
     log_path: str | Path | None = None
     keep_responses: bool = False
+    max_completion_length: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     stand_in: bool = False
 
@@ -262,14 +270,15 @@ class CodeVisionReward:
         state = columns.get("trainer_state")
         step = getattr(state, "global_step", None)
         rows = []
-        for position, (breakdown, messages, env) in enumerate(
-            zip(scored, completions, environments, strict=True)
+        for position, (breakdown, messages, env, ids) in enumerate(
+            zip(scored, completions, environments, completion_ids, strict=True)
         ):
+            reason = _stop_reason(messages, env, len(ids), self.max_completion_length)
             row = {
                 "step": step,
                 "position": position,
                 "index": _column(columns, "index", position),
-                "stop_reason": _stop_reason(messages, env),
+                "stop_reason": reason,
                 "tool_calls": env.calls if env is not None else None,
                 **{term: breakdown.get(term) for term in BREAKDOWN_TERMS},
                 "ops_used": breakdown.get("ops_used"),
@@ -444,6 +453,7 @@ def build_grpo_trainer(
         num_generations=settings.num_generations,
         weights=settings.reward_weights or None,
         log_path=settings.log_path or Path(settings.output_dir) / "rewards.jsonl",
+        max_completion_length=settings.max_completion_length,
     )
     try:
         trainer = GRPOTrainer(
