@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from langchain_codevision.kernel import KernelLimits, KernelPool, KernelSession
+from langchain_codevision.kernel.hostdirs import UID_BASE
 from langchain_codevision.kernel.jail import KERNEL_LIB, backend_support
 
 MiB = 1024**2
@@ -68,7 +69,7 @@ def test_every_core_layer_is_in_force(pair) -> None:
     ids = run(attacker, "import os; print(os.getuid(), os.getgid(), os.getgroups())")
     assert ids.split()[:2] == ["65534", "65534"]
     host_uid = os.stat(f"/proc/{attacker.host.jail_pid}").st_uid
-    assert host_uid >= 1_900_000_000  # its own unprivileged host uid, not root
+    assert host_uid >= UID_BASE  # its own unprivileged host uid, not root
 
 
 def test_sibling_kernel_is_unreachable(pair) -> None:
@@ -498,3 +499,79 @@ def test_forged_replies_cannot_stretch_the_time_limit(pair) -> None:
     assert out.timed_out and time.monotonic() - started < 30
     attacker.restart()  # the forger thread lives on in that process
     assert attacker.execute("print('fresh')").stdout == "fresh\n"
+
+
+def test_a_huge_result_description_is_refused_cheaply(pair) -> None:
+    attacker, victim = pair
+    code = """
+        class Huge:
+            def __repr__(self):
+                return '[' + '0,' * 2_000_000 + ']'
+        _saved_collect = __cv_runtime__.collect
+        __cv_runtime__.collect = lambda *a, **k: Huge()
+        result = 1
+    """
+    out = attacker.execute(textwrap.dedent(code), collect=("result",))
+    attacker.execute("__cv_runtime__.collect = _saved_collect")
+    assert out.error.name == "ResultError" and "unusable" in out.error.value
+    assert victim.execute("print('unaffected')").stdout == "unaffected\n"
+
+
+def test_rich_output_floods_stay_within_the_output_limit(pair) -> None:
+    attacker, _ = pair
+    code = """
+        from IPython.display import publish_display_data
+        for _ in range(30):
+            publish_display_data({'text/html': 'x' * 1_000_000})
+    """
+    out = attacker.execute(textwrap.dedent(code))
+    kept = sum(len(str(v)) for bundle in out.outputs for v in bundle.values())
+    assert out.truncated and kept <= LIMITS.max_output_chars
+
+
+def test_an_oversized_figure_is_dropped_before_decoding(pair) -> None:
+    attacker, _ = pair
+    code = """
+        import base64, io
+        from IPython.display import publish_display_data
+        buffer = io.BytesIO()
+        Image.new('L', (5000, 5000)).save(buffer, format='PNG')
+        publish_display_data({'image/png': base64.b64encode(buffer.getvalue()).decode()})
+    """
+    out = attacker.execute(textwrap.dedent(code))
+    assert out.images == [] and out.error.name == "ResultError"
+    assert "5000x5000" in out.error.value
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "{'application/vnd.codevision.image+json': 'not a dict', 'text/plain': 'x'}",
+        "{'application/vnd.codevision.image+json': {'mode': 'L', 'size': [float('inf'), 1],"
+        " 'offset': 0, 'length': 1}, 'text/plain': 'x'}",
+        "{'image/png': 12345}",
+    ],
+)
+def test_forged_messages_never_raise_out_of_execute(pair, forged: str) -> None:
+    attacker, _ = pair
+    code = f"from IPython.display import publish_display_data\npublish_display_data({forged})"
+    out = attacker.execute(code)
+    assert out.truncated or out.error is not None or out.images == []
+    assert attacker.execute("print('fine')").stdout == "fine\n"
+
+
+def test_background_processes_are_held_to_the_cpu_quota(backend: str) -> None:
+    limits = KernelLimits(timeout=20, cpu_cores=0.5, max_processes=32)
+    with KernelSession(limits=limits, jail=backend) as session:
+        code = """
+            import subprocess, sys, time
+            spin = 'import time\\nend = time.time() + 2\\nwhile time.time() < end: pass'
+            children = [subprocess.Popen([sys.executable, '-c', spin]) for _ in range(2)]
+            for child in children:
+                child.wait()
+        """
+        run(session, code)
+        [cpu] = [p for p in session.host.cgroup.paths if "cpu" in p.parts]
+        stats = dict(line.split() for line in (cpu / "cpu.stat").read_text().splitlines())
+        assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "50000"
+        assert int(stats["nr_throttled"]) > 0

@@ -83,7 +83,10 @@ async def run_cell(
     except KernelDied as died:
         await _recover_from_death(session, result, died.detail)
     if reply is not None:
-        _apply_reply(reply, result, collector)
+        try:
+            _apply_reply(reply, result, collector)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            result.error = ExecutionError("ResultError", f"the kernel's reply was malformed: {exc}")
     # Pixels are read from disk off the event loop (it must never block on file I/O).
     await asyncio.to_thread(collector.load_pending)
     registered = next((img for img in result.images if img.source == "result"), None)
@@ -109,10 +112,10 @@ async def _await_reply(
             if not await session._is_alive():
                 raise KernelDied(session._exit_detail()) from None
             continue
-        if msg["parent_header"].get("msg_id") != msg_id:
+        if _parent_id(msg) != msg_id:
             continue
-        if msg["msg_type"] == "status":
-            idle = msg["content"]["execution_state"] == "idle"
+        if msg.get("msg_type") == "status":
+            idle = _content(msg).get("execution_state") == "idle"
         else:
             collector.add(msg)
     # The reply follows "idle" at once; a second of grace, and never past it, however many
@@ -125,9 +128,19 @@ async def _await_reply(
             if not await session._is_alive():
                 raise KernelDied(session._exit_detail()) from None
             continue
-        if msg["parent_header"].get("msg_id") == msg_id:
-            return msg["content"]
+        if _parent_id(msg) == msg_id:
+            return _content(msg)
     return None
+
+
+def _parent_id(msg: Any) -> Any:
+    parent = msg.get("parent_header") if isinstance(msg, dict) else None
+    return parent.get("msg_id") if isinstance(parent, dict) else None
+
+
+def _content(msg: dict[str, Any]) -> dict[str, Any]:
+    content = msg.get("content")
+    return content if isinstance(content, dict) else {}
 
 
 async def _handle_timeout(
@@ -172,6 +185,32 @@ async def _recover_from_death(session: KernelSession, result: ExecutionResult, d
     result.restarted = True
 
 
+MAX_RESULT_DESCRIPTION = 256 * 1024
+"""Characters of the kernel's result description the host parses at most."""
+
+
+def _result_entries(expression: dict[str, Any]) -> list[dict[str, Any]]:
+    """The collected-variables list from the ``user_expressions`` reply, checked.
+
+    Everything in it comes from the (hostile) kernel: its size is capped before parsing
+    and every entry must be a flat dict of plain values.
+    """
+    text = (expression.get("data") or {}).get("text/plain")
+    if not isinstance(text, str) or len(text) > MAX_RESULT_DESCRIPTION:
+        raise ValueError("it was missing or too large")
+    raw = ast.literal_eval(text)
+    if not isinstance(raw, str):
+        raise ValueError("it was not text")
+    found = json.loads(raw)
+    plain = (str, int, float, bool, type(None), list)
+    if not isinstance(found, list) or not all(
+        isinstance(entry, dict) and all(isinstance(v, plain) for v in entry.values())
+        for entry in found
+    ):
+        raise ValueError("it was not a list of flat records")
+    return found
+
+
 def _apply_reply(
     reply: dict[str, Any], result: ExecutionResult, collector: OutputCollector
 ) -> None:
@@ -196,12 +235,18 @@ def _apply_reply(
             f"{expression.get('evalue')}",
         )
         return
-    found = json.loads(ast.literal_eval(expression["data"]["text/plain"]))
+    try:
+        found = _result_entries(expression)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as exc:
+        result.error = ExecutionError(
+            "ResultError", f"the kernel's description of its results was unusable ({exc})"
+        )
+        return
     images = []
     for entry in found:
         if "buffer" in entry:
             where = {key: entry.pop(key) for key in ("buffer", "offset", "length")}
-            where.update(mode=entry["mode"], size=entry["size"])
+            where.update(mode=entry.get("mode"), size=entry.get("size"))
             output = OutputImage(
                 "result", name=entry["name"], converted_from=entry.get("converted_from")
             )

@@ -126,6 +126,7 @@ class KernelHost:
                 run_root().cgroup_name(self.dir),
                 max_processes=self.limits.max_processes,
                 memory_bytes=self.limits.jail_memory_bytes,
+                cpu_cores=self.limits.cpu_cores,
             )
             cgroups = [str(path) for path in self.cgroup.paths]
             self.state["cgroup"] = cgroups
@@ -147,7 +148,13 @@ class KernelHost:
             with contextlib.suppress(FileNotFoundError):
                 (self.dir / name).unlink()
         self.jail_pid = None
-        _close_descriptors(self.state)
+        # Sockets stay pinned until the next jail's links replace theirs: a closed number
+        # could be reused (by another kernel's socket) while a link still names it.
+        self.state.setdefault("retired", []).extend(self.state.pop("socks", []))
+        pidfd = self.state.pop("pidfd", None)
+        if pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(pidfd)
 
     async def follow_jail(self, process_alive, timeout: float) -> None:
         """Wait until the jail is built and open its area (before any user code runs)."""
@@ -198,6 +205,9 @@ class KernelHost:
                 staged.unlink()
             os.symlink(f"/proc/{os.getpid()}/fd/{fd}", staged)
             os.replace(staged, links / name)
+        for fd in self.state.pop("retired", []):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     async def _tick(self, process_alive, deadline: float) -> None:
         if not await process_alive():
@@ -272,7 +282,7 @@ def cleanup_state(state: dict[str, Any]) -> None:
 
 def _close_descriptors(state: dict[str, Any]) -> None:
     """Close the jail's pidfd and pinned socket descriptors kept in ``state``."""
-    for fd in [state.pop("pidfd", None), *state.pop("socks", [])]:
+    for fd in [state.pop("pidfd", None), *state.pop("socks", []), *state.pop("retired", [])]:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)

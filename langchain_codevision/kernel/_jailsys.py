@@ -14,6 +14,7 @@ import platform
 from collections.abc import Iterator
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -38,6 +39,7 @@ MOUNT_ATTR_NODEV = 0x4
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 
 RESOLVE_NO_XDEV = 0x01
@@ -119,6 +121,17 @@ def sethostname(name: str) -> None:
     """``sethostname(2)`` (in a private UTS namespace)."""
     raw = name.encode()
     _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")
+
+
+def drop_bounding_set() -> None:
+    """Drop every capability from the bounding set (no later exec can regain one)."""
+    for cap in range(64):
+        if _libc.prctl(
+            ctypes.c_int(PR_CAPBSET_DROP), ctypes.c_ulong(cap), *(ctypes.c_ulong(0),) * 3
+        ):
+            if ctypes.get_errno() == 22:  # EINVAL: past the last capability
+                break
+            _check(-1, f"drop capability {cap}")
 
 
 def prctl(option: int, value: int) -> None:

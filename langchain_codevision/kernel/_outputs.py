@@ -52,11 +52,22 @@ class OutputCollector:
         self.chars = {"stdout": 0, "stderr": 0}
         self.parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self.error_traceback = ""
+        self.output_chars = 0
         self.pending: list[tuple[OutputImage, dict[str, Any]]] = []
         self._marker = TRUNCATION_MARKER.format(limit=limits.max_output_chars)
 
     def add(self, msg: dict[str, Any]) -> None:
-        """Handle one iopub message that belongs to the execution."""
+        """Handle one iopub message that belongs to the execution.
+
+        Messages come from the kernel and may be forged: one that does not have the
+        shape Jupyter promises is dropped (and the result marked truncated), never raised.
+        """
+        try:
+            self._add(msg)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError):
+            self.result.truncated = True
+
+    def _add(self, msg: dict[str, Any]) -> None:
         kind = msg["msg_type"]
         content = msg["content"]
         if kind == "stream":
@@ -94,7 +105,9 @@ class OutputCollector:
                 self.defer(output, data[IMAGE_MIME])
             return
         if "image/png" in data:
-            self._add_image(OutputImage.from_png(decode_png_payload(data["image/png"]), "figure"))
+            png = decode_png_payload(data["image/png"])
+            if self._png_fits(png):
+                self._add_image(OutputImage.from_png(png, "figure"))
             return
         text = data.get("text/plain")
         if is_result and text is not None:
@@ -105,9 +118,34 @@ class OutputCollector:
             self.result.text = text
             rest = {k: v for k, v in data.items() if k != "text/plain"}
             if rest:
-                self.result.outputs.append(rest)
+                self._add_output(rest)
         elif data:
-            self.result.outputs.append(dict(data))
+            self._add_output(dict(data))
+
+    def _add_output(self, bundle: dict[str, Any]) -> None:
+        """Keep a rich output bundle while all of them stay within the output limit."""
+        size = sum(len(str(value)) for value in bundle.values())
+        if self.output_chars + size > self.limits.max_output_chars:
+            self.result.truncated = True
+            return
+        self.output_chars += size
+        self.result.outputs.append(bundle)
+
+    def _png_fits(self, png: bytes) -> bool:
+        """Whether a figure's PNG header declares a size within ``max_result_pixels``."""
+        if len(png) < 24 or png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+            self.result.truncated = True
+            return False
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        if width * height > self.limits.max_result_pixels:
+            self.result.truncated = True
+            self.result.error = self.result.error or ExecutionError(
+                "ResultError",
+                f"a figure of {width}x{height} pixels was dropped; at most "
+                f"{self.limits.max_result_pixels} pixels are accepted",
+            )
+            return False
+        return True
 
     def _add_image(self, output: OutputImage) -> bool:
         """Keep ``output`` unless the image limit is reached."""
@@ -126,7 +164,7 @@ class OutputCollector:
         for output, where in self.pending:
             try:
                 output._image = self.reader(where)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, TypeError, AttributeError, OverflowError) as exc:
                 self.result.images.remove(output)
                 self.result.error = self.result.error or ExecutionError(
                     "ResultError", f"could not read an image the code produced: {exc}"

@@ -77,6 +77,12 @@ def _report(config: dict, exc: BaseException) -> None:
     os.write(config["err_fd"], f"{type(exc).__name__}: {exc}{with_errno}\n".encode())
 
 
+def _publish(path: str, text: str) -> None:
+    """Write a file the host polls for, whole or not at all."""
+    _write(path + ".tmp", text)
+    os.rename(path + ".tmp", path)
+
+
 def _write(path: str, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
@@ -180,7 +186,7 @@ def _run_bwrap(config: dict, kernel_conn: bytes) -> tuple[int, bool]:
     os.close(info_read)
     if info:
         jail_pid = json.loads(info)["child-pid"]
-        _write(os.path.join(config["host_dir"], "jail.pid"), str(jail_pid))
+        _publish(os.path.join(config["host_dir"], "jail.pid"), str(jail_pid))
     return _wait(child.pid), True
 
 
@@ -248,7 +254,7 @@ def _run_namespaces(config: dict, kernel_conn: bytes) -> tuple[int, bool]:
     os.close(alive_read)
     os.close(ready_write)
     if os.read(ready_read, 1) == b"1":
-        _write(os.path.join(config["host_dir"], "jail.pid"), str(pid))
+        _publish(os.path.join(config["host_dir"], "jail.pid"), str(pid))
     os.close(ready_read)
     status = _wait(pid)
     os.close(alive_write)
@@ -264,7 +270,8 @@ def _map_ids(inner: int, outer_uid: int, outer_gid: int) -> None:
 
 def _namespace_child(config: dict, kernel_conn: bytes, alive_fd: int, ready_fd: int) -> None:
     """PID 1 of the new PID namespace: build the filesystem, drop everything, exec."""
-    sysc.unshare(sysc.CLONE_NEWNS | sysc.CLONE_NEWNET | sysc.CLONE_NEWIPC | sysc.CLONE_NEWUTS)
+    namespaces = sysc.CLONE_NEWNS | sysc.CLONE_NEWNET | sysc.CLONE_NEWIPC | sysc.CLONE_NEWUTS
+    sysc.unshare(namespaces | sysc.CLONE_NEWCGROUP)  # its cgroup path shows as "/"
     sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE)
     owner = (config["uid"], config["gid"]) if os.getuid() == 0 and config.get("uid") else (0, 0)
     # Sources are opened before the new root covers /tmp, so any host path can be shown.
@@ -300,6 +307,7 @@ def _namespace_child(config: dict, kernel_conn: bytes, alive_fd: int, ready_fd: 
     sysc.make_readonly("/", recursive=False)
     sysc.make_readonly("/dev", recursive=False)
     sysc.sethostname("codevision")
+    sysc.drop_bounding_set()
     _drop_privileges(config)
     sysc.prctl(sysc.PR_SET_DUMPABLE, 1)  # a uid change hides /proc/self from its owner
     uid, gid = os.getuid(), os.getgid()

@@ -1,11 +1,12 @@
-"""Per-kernel cgroups: a process cap and a memory cap that hold for the whole jail.
+"""Per-kernel cgroups: process, memory and CPU caps that hold for the whole jail.
 
 Rlimits are per process; a fork loop or many mid-sized allocations get around them. A
 cgroup counts every process of the kernel together: ``pids.max`` stops a fork bomb with
-``EAGAIN`` and the memory limit (which also counts the jail's tmpfs pages) stops a memory
-bomb inside the jail. Both cgroup v1 (``pids`` and ``memory`` hierarchies) and v2 (unified)
-are handled; creating them needs root or a delegated subtree, otherwise
-:func:`cgroup_support` says why not and the jail runs without this layer.
+``EAGAIN``, the memory limit (which also counts the jail's tmpfs pages) stops a memory
+bomb inside the jail, and a CPU bandwidth quota keeps busy background processes from
+taking more than their share of the host's cores. Both cgroup v1 (``pids``, ``memory``,
+``cpu`` hierarchies) and v2 (unified) are handled; creating them needs root or a delegated
+subtree, otherwise :func:`cgroup_support` says why not and the jail runs without this layer.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = ["KernelCgroup", "cgroup_support", "sweep_stale_cgroups"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 GROUP = "codevision"
+CPU_PERIOD_US = 100_000
 
 
 def _is_v2() -> bool:
@@ -29,7 +31,11 @@ def _is_v2() -> bool:
 
 
 def _v1_dirs() -> dict[str, Path]:
-    return {name: CGROUP_ROOT / name for name in ("pids", "memory")}
+    dirs = {name: CGROUP_ROOT / name for name in ("pids", "memory")}
+    cpu = CGROUP_ROOT / "cpu"
+    if (cpu / "cpu.cfs_quota_us").exists():
+        dirs["cpu"] = cpu
+    return dirs
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,7 +60,9 @@ def _enable_v2_controllers(parent: Path) -> None:
     for directory in (CGROUP_ROOT, parent):
         control = directory / "cgroup.subtree_control"
         enabled = control.read_text().split()
-        missing = [c for c in ("pids", "memory") if c not in enabled]
+        available = (directory / "cgroup.controllers").read_text().split()
+        wanted = [c for c in ("pids", "memory", "cpu") if c in available]
+        missing = [c for c in wanted if c not in enabled]
         if missing:
             control.write_text(" ".join(f"+{c}" for c in missing))
 
@@ -73,8 +81,15 @@ class KernelCgroup:
     paths: list[Path] = field(default_factory=list)
 
     @classmethod
-    def create(cls, name: str, *, max_processes: int | None, memory_bytes: int | None):
-        """Make the cgroup and write its limits."""
+    def create(
+        cls,
+        name: str,
+        *,
+        max_processes: int | None,
+        memory_bytes: int | None,
+        cpu_cores: float | None = None,
+    ) -> KernelCgroup:
+        """Make the cgroup and write its limits (``cpu_cores``: a CPU bandwidth quota)."""
         group = cls(name)
         try:
             if _is_v2():
@@ -87,6 +102,9 @@ class KernelCgroup:
                     (path / "memory.max").write_text(str(memory_bytes))
                     with contextlib.suppress(OSError):
                         (path / "memory.swap.max").write_text("0")
+                if cpu_cores and (path / "cpu.max").exists():
+                    quota = int(cpu_cores * CPU_PERIOD_US)
+                    (path / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
             else:
                 for kind, base in _v1_dirs().items():
                     path = base / GROUP / name
@@ -100,6 +118,10 @@ class KernelCgroup:
                         if swap.exists():
                             with contextlib.suppress(OSError):
                                 swap.write_text(str(memory_bytes))
+                    if kind == "cpu" and cpu_cores:
+                        (path / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+                        quota = int(cpu_cores * CPU_PERIOD_US)
+                        (path / "cpu.cfs_quota_us").write_text(str(quota))
         except OSError:
             group.remove()
             raise
@@ -156,9 +178,28 @@ def sweep_stale_cgroups(is_live_owner) -> int:
     for parent in parents:
         with contextlib.suppress(OSError):
             for child in parent.iterdir():
-                if not child.is_dir() or is_live_owner(child.name.rsplit("-", 1)[0]):
+                owner = child.name.rsplit("-", 1)[0]
+                if not child.is_dir() or is_live_owner(owner) or _pid_alive(owner):
                     continue
                 stale = KernelCgroup(child.name, [child])
                 stale.remove()
                 removed += 1
     return removed
+
+
+def _pid_alive(owner: str) -> bool:
+    """Whether the process named first in ``owner`` (``<pid>-<random>``) still runs.
+
+    A host whose run root lies elsewhere (another ``TMPDIR``) is not seen by the lock
+    check; its cgroups are kept while its pid lives (a reused pid only delays a sweep).
+    """
+    head = owner.split("-", 1)[0]
+    if not head.isdigit():
+        return True
+    try:
+        os.kill(int(head), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import itertools
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -33,9 +34,9 @@ from .cgroups import sweep_stale_cgroups
 __all__ = ["KernelFiles", "RunRoot", "allocate_ids", "run_root"]
 
 PREFIX = "codevision-"
-LEGACY_MAX_AGE_S = 3600.0
-UID_BASE = 1_900_000_000
-"""Kernel uids are taken from ``UID_BASE`` upwards: one per kernel, never a real user."""
+_RUN_ROOT_NAME = re.compile(rf"{PREFIX}\d+-[A-Za-z0-9_]{{8}}")
+UID_BASE = 1 << 30
+"""Kernel uids are taken from ``UID_BASE`` upwards (below 2^31, as tools parse them signed)."""
 
 _lock = threading.Lock()
 _root: RunRoot | None = None
@@ -110,7 +111,8 @@ def _owner_alive(directory: Path) -> bool:
 def sweep_stale(base: Path, keep: Path | None = None) -> int:
     """Remove run roots (and cgroups) left by hosts that died; returns how many went.
 
-    Folders of the older layout (no ``owner.lock``) are removed once they are an hour old.
+    Only folders named like a run root (``codevision-<pid>-<random>``) that hold an
+    ``owner.lock`` nobody holds are removed: anything else is not provably this package's.
     """
     removed = 0
     live: set[str] = set()
@@ -122,11 +124,10 @@ def sweep_stale(base: Path, keep: Path | None = None) -> int:
             info = entry.lstat()
             if not stat.S_ISDIR(info.st_mode):
                 continue
-            if (entry / "owner.lock").exists():
-                if _owner_alive(entry):
-                    live.add(entry.name[len(PREFIX) :])
-                    continue
-            elif time.time() - info.st_mtime < LEGACY_MAX_AGE_S:
+            if not _RUN_ROOT_NAME.fullmatch(entry.name) or not (entry / "owner.lock").exists():
+                continue
+            if _owner_alive(entry):
+                live.add(entry.name[len(PREFIX) :])
                 continue
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
@@ -136,8 +137,8 @@ def sweep_stale(base: Path, keep: Path | None = None) -> int:
 
 
 def allocate_ids() -> tuple[int, int]:
-    """A fresh ``(uid, gid)`` for one kernel: unique within this process, apart from others'."""
-    offset = (os.getpid() % 40_000) * 1000 + next(_uids) % 1000
+    """A fresh ``(uid, gid)`` for one kernel: 1024 per host process, by pid (mod 2^20)."""
+    offset = ((os.getpid() % (1 << 20)) << 10) + next(_uids) % 1024
     return UID_BASE + offset, UID_BASE + offset
 
 

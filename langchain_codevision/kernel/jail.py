@@ -82,6 +82,8 @@ def readonly_paths(python: str | None = None) -> list[str]:
     if python:
         prefixes.add(str(Path(python).resolve().parent.parent))
     prefixes.discard("")
+    # The jail has its own /tmp and /dev/shm: host paths below them cannot be shown.
+    prefixes = {p for p in prefixes if not p.startswith(("/tmp/", "/var/tmp/", "/dev/shm/"))}
     for candidate in sorted(prefixes, key=len):
         real = os.path.realpath(candidate)
         for path in {candidate, real}:

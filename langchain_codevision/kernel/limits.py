@@ -29,6 +29,8 @@ class KernelLimits:
             and pixel transfer together); it vanishes with the kernel.
         max_result_pixels: Largest image (width x height) the host accepts from the
             kernel; bigger results are refused in the kernel before they cost the host.
+        cpu_cores: CPU bandwidth of the whole jail, in cores (a cgroup quota; ``None``: no
+            quota), so background processes cannot take the host's other cores.
     """
 
     timeout: float = 30.0
@@ -44,6 +46,7 @@ class KernelLimits:
     max_processes: int | None = 64
     disk_bytes: int = 512 * MiB
     max_result_pixels: int = 40_000_000
+    cpu_cores: float | None = 1.0
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import zmq
+import zmq.asyncio
 from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec
 from PIL import Image
@@ -84,6 +86,23 @@ def _finalize(state: dict[str, Any]) -> None:
     """Last-resort cleanup at garbage collection or interpreter exit."""
     _kill_process_group(state.get("pid"))
     cleanup_state(state)
+
+
+MAX_MESSAGE_BYTES = 64 * 1024**2
+"""Largest message the host accepts from a kernel (bigger ones drop the connection)."""
+MAX_QUEUED_MESSAGES = 64
+"""Messages queued per channel before further ones are dropped (bounds host memory)."""
+_context: zmq.asyncio.Context | None = None
+
+
+def _client_context() -> zmq.asyncio.Context:
+    """One ZeroMQ context for every kernel client, with caps a kernel cannot lift."""
+    global _context
+    if _context is None:
+        _context = zmq.asyncio.Context()
+        _context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        _context.setsockopt(zmq.RCVHWM, MAX_QUEUED_MESSAGES)
+    return _context
 
 
 def _quiet(jailed: bool) -> dict[str, Any]:
@@ -347,7 +366,7 @@ class KernelSession:
         ports = [km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port]
         await self.host.pin_sockets(ports, self._is_alive, self.limits.startup_timeout)
         if self._kc is None:
-            self._kc = self._km.client()
+            self._kc = self._km.client(context=_client_context())
             self._kc.start_channels()
         try:
             await self._kc.wait_for_ready(timeout=self.limits.startup_timeout)
@@ -366,6 +385,8 @@ class KernelSession:
         kernel's own ``px/out.pixels``, opened without following anything.
         """
         assert self.host is not None and self.host.files is not None
+        if not isinstance(where, dict):
+            raise ValueError("the kernel described an image in an unknown form")
         mode, size = where.get("mode"), where.get("size")
         bands = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(str(mode))
         if bands is None or not isinstance(size, list) or len(size) != 2:
