@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,7 +14,9 @@ from PIL import Image, ImageDraw
 from langchain_codevision import CodeVisionTool, ImageCodeTool
 from tests.scripted_model import ScriptedChatModel, text_call
 
-_IMAGE = Path(tempfile.mkdtemp(prefix="codevision-tool-test-")) / "page.png"
+_FOLDER = tempfile.mkdtemp(prefix="tool-standard-")
+atexit.register(shutil.rmtree, _FOLDER, True)
+_IMAGE = Path(_FOLDER) / "page.png"
 _page = Image.new("RGB", (200, 120), "white")
 ImageDraw.Draw(_page).text((10, 10), "TOTAL 17", fill="black")
 _page.rotate(180).save(_IMAGE)

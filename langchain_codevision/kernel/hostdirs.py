@@ -124,7 +124,14 @@ def sweep_stale(base: Path, keep: Path | None = None) -> int:
             info = entry.lstat()
             if not stat.S_ISDIR(info.st_mode):
                 continue
-            if not _RUN_ROOT_NAME.fullmatch(entry.name) or not (entry / "owner.lock").exists():
+            if not _RUN_ROOT_NAME.fullmatch(entry.name):
+                continue
+            if not (entry / "owner.lock").exists():
+                # An empty run root whose owner was killed while removing it (a new one
+                # makes its lock within microseconds: a minute's age rules that out).
+                if time.time() - info.st_mtime > 60 and not any(entry.iterdir()):
+                    entry.rmdir()
+                    removed += 1
                 continue
             if _owner_alive(entry):
                 live.add(entry.name[len(PREFIX) :])
