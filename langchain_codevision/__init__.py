@@ -8,6 +8,7 @@ The public API, imported lazily so that ``import langchain_codevision`` stays ch
 * :class:`CodeVisionTool`, :class:`ImageCodeTool`: LangChain tools for agents.
 * :class:`KernelSession`, :class:`KernelPool`, :class:`KernelLimits`: the sandboxed kernels.
 * :class:`ChatLocalVLM`: a local transformers vision-language chat model (``[local]`` extra).
+* :func:`score_rollout`, :func:`score_group`: the dense tool-aware reward.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ _EXPORTS = {
     "load_image": "langchain_codevision.images",
     "load_system_prompt": "langchain_codevision.protocol",
     "parse_model_output": "langchain_codevision.protocol",
+    "score_group": "langchain_codevision.rewards",
+    "score_rollout": "langchain_codevision.rewards",
 }
 
 __all__ = sorted(_EXPORTS)

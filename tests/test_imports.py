@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import langchain_codevision
-from langchain_codevision import kernel, loop, models, protocol
+from langchain_codevision import kernel, loop, models, protocol, rewards
 
 EXPECTED_ALL = [
     "ChatLocalVLM",
@@ -22,6 +22,8 @@ EXPECTED_ALL = [
     "load_image",
     "load_system_prompt",
     "parse_model_output",
+    "score_group",
+    "score_rollout",
 ]
 
 PROTOCOL_ALL = [
@@ -119,11 +121,43 @@ KERNEL_ALL = [
     "ExecutionResult",
     "IsolationError",
     "IsolationPolicy",
+    "JailPlan",
     "KernelLimits",
     "KernelPool",
     "KernelSession",
     "KernelStartError",
     "OutputImage",
+    "plan_jail",
+]
+
+REWARDS_ALL = [
+    "CORE_OPS",
+    "ORIENTATION_OPS",
+    "TERMS",
+    "CallOps",
+    "CallRule",
+    "ChatJudge",
+    "GroupStats",
+    "Judge",
+    "OpsMode",
+    "RewardBreakdown",
+    "RewardWeights",
+    "Rollout",
+    "RolloutTurn",
+    "Term",
+    "ToolCall",
+    "best_iou",
+    "box_iou",
+    "compute_score",
+    "compute_score_batch",
+    "decode_response",
+    "group_stats",
+    "parse_ops",
+    "parse_verdict",
+    "render_response",
+    "score_group",
+    "score_rollout",
+    "task_type",
 ]
 
 
@@ -135,8 +169,9 @@ KERNEL_ALL = [
         (loop, LOOP_ALL),
         (models, MODELS_ALL),
         (kernel, KERNEL_ALL),
+        (rewards, REWARDS_ALL),
     ],
-    ids=["langchain_codevision", "protocol", "loop", "models", "kernel"],
+    ids=["langchain_codevision", "protocol", "loop", "models", "kernel", "rewards"],
 )
 def test_public_names_are_pinned(package, expected) -> None:
     assert sorted(package.__all__) == sorted(expected)

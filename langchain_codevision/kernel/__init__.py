@@ -5,6 +5,8 @@ Key pieces:
 * :class:`KernelSession`: one kernel (sync and async API, context manager).
 * :class:`KernelPool`: warm kernels, handed out per episode and recycled.
 * :class:`KernelLimits` and :class:`IsolationPolicy`: the sandbox settings.
+* :func:`plan_jail` / :class:`JailPlan`: which jail layers this machine offers (see
+  :mod:`.jail` for what each layer stops).
 * :class:`ExecutionResult`: what one ``execute`` produced.
 
 Example:
@@ -14,6 +16,7 @@ Example:
     '42\\n'
 """
 
+from .jail import JailPlan, plan_jail
 from .limits import KernelLimits
 from .pool import KernelPool
 from .result import ExecutionError, ExecutionResult, OutputImage
@@ -25,9 +28,11 @@ __all__ = [
     "ExecutionResult",
     "IsolationError",
     "IsolationPolicy",
+    "JailPlan",
     "KernelLimits",
     "KernelPool",
     "KernelSession",
     "KernelStartError",
     "OutputImage",
+    "plan_jail",
 ]
