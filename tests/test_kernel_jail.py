@@ -63,7 +63,7 @@ def run(session: KernelSession, code: str) -> str:
 def test_every_core_layer_is_in_force(pair) -> None:
     attacker, _ = pair
     out = attacker.execute("print(1)")
-    for layer in ("uid", "user", "pid", "mount", "net", "ipc", "cgroup", "landlock-fs"):
+    for layer in ("uid", "user", "pid", "mount", "net", "ipc", "cgroup", "landlock-fs", "seccomp"):
         assert layer in out.isolation.split("+") or out.isolation.count(layer), out.isolation
     assert "rlimits(AS,CPU,FSIZE,NOFILE,CORE,NPROC)" in out.isolation
     ids = run(attacker, "import os; print(os.getuid(), os.getgid(), os.getgroups())")
@@ -575,3 +575,21 @@ def test_background_processes_are_held_to_the_cpu_quota(backend: str) -> None:
         stats = dict(line.split() for line in (cpu / "cpu.stat").read_text().splitlines())
         assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "50000"
         assert int(stats["nr_throttled"]) > 0
+
+
+def test_exploit_prone_system_calls_are_refused(pair) -> None:
+    attacker, _ = pair
+    code = """
+        import ctypes, errno, platform
+        libc = ctypes.CDLL(None, use_errno=True)
+        numbers = {'x86_64': {'io_uring_setup': 425, 'bpf': 321, 'perf_event_open': 298,
+                              'userfaultfd': 323, 'keyctl': 250, 'ptrace': 101, 'unshare': 272},
+                   'aarch64': {'io_uring_setup': 425, 'bpf': 280, 'perf_event_open': 241,
+                               'userfaultfd': 282, 'keyctl': 219, 'ptrace': 117, 'unshare': 97}}
+        for name, number in numbers[platform.machine()].items():
+            result = libc.syscall(number, 0, 0, 0, 0, 0)
+            print(name, result == -1 and ctypes.get_errno() == errno.EPERM)
+        print('getpid', libc.syscall({'x86_64': 39, 'aarch64': 172}[platform.machine()]) > 0)
+    """
+    lines = run(attacker, code).split()
+    assert lines[1::2] == ["True"] * 8, lines

@@ -115,6 +115,7 @@ class KernelHost:
             return env
         env["TMPDIR"] = "/tmp"
         kernel_config["layers_file"] = f"{JAIL_DIR}/layers.json"
+        kernel_config["seccomp"] = True
         if self.plan.landlock:
             kernel_config["landlock"] = {"read": ["/"], "write": [JAIL_DIR, "/dev"]}
         env["CODEVISION_KERNEL_CONFIG"] = json.dumps(kernel_config)

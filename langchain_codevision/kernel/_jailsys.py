@@ -301,3 +301,78 @@ def _file_rights(abi: int) -> int:
     if abi >= 5:
         rights |= _FS_IOCTL_DEV
     return rights
+
+
+# ----------------------------------------------------------------------------- seccomp
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_X32_BIT = 0x40000000
+# System calls a model's image code never needs and kernel exploits often start from.
+_DENIED_SYSCALLS = {
+    "x86_64": {
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250,
+        "add_key": 248, "request_key": 249, "ptrace": 101, "process_vm_readv": 310,
+        "process_vm_writev": 311, "kexec_load": 246, "kexec_file_load": 320,
+        "open_by_handle_at": 304, "init_module": 175, "finit_module": 313,
+        "delete_module": 176, "unshare": 272, "setns": 308, "mount": 165,
+        "umount2": 166, "pivot_root": 155, "swapon": 167, "swapoff": 168, "reboot": 169,
+    },
+    "aarch64": {
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "bpf": 280, "perf_event_open": 241, "userfaultfd": 282, "keyctl": 219,
+        "add_key": 217, "request_key": 218, "ptrace": 117, "process_vm_readv": 270,
+        "process_vm_writev": 271, "kexec_load": 104, "kexec_file_load": 294,
+        "open_by_handle_at": 265, "init_module": 105, "finit_module": 273,
+        "delete_module": 106, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39,
+        "pivot_root": 41, "swapon": 224, "swapoff": 225, "reboot": 142,
+    },
+}  # fmt: skip
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def seccomp_deny() -> str:
+    """Make the denied system calls fail with ``EPERM`` for this process and its children.
+
+    System calls of another architecture (32-bit, x32) are refused as a whole, so they
+    cannot go around the list. Returns the layer's name.
+    """
+    machine = platform.machine()
+    denied = _DENIED_SYSCALLS.get(machine)
+    if denied is None:
+        raise OSError(95, f"no seccomp table for {machine}")
+    load_word, jump_eq, jump_ge, ret = 0x20, 0x15, 0x35, 0x06
+    numbers = sorted(set(denied.values()))
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO|EPERM
+    program = [(load_word, 0, 0, 4)]  # seccomp_data.arch
+    # native arch: go on; anything else: straight to "deny" (the last instruction)
+    after_arch = 1 + 1 + len(numbers) + 1  # to the deny instruction from the next one
+    program.append((jump_eq, 0, after_arch, _AUDIT_ARCH[machine]))
+    program.append((load_word, 0, 0, 0))  # seccomp_data.nr
+    program.append((jump_ge, len(numbers) + 1, 0, _X32_BIT))
+    for index, number in enumerate(numbers):
+        program.append((jump_eq, len(numbers) - index, 0, number))
+    program.append((ret, 0, 0, allow))
+    program.append((ret, 0, 0, deny))
+    filters = (_SockFilter * len(program))(*(_SockFilter(*op) for op in program))
+    fprog = _SockFprog(len(program), filters)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    result = _libc.prctl(
+        ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(fprog),
+        ctypes.c_ulong(0), ctypes.c_ulong(0),
+    )  # fmt: skip
+    _check(result, "seccomp")
+    return f"seccomp(deny {len(numbers)} syscalls)"

@@ -1,9 +1,10 @@
-"""Kernel launcher: hard limits, Landlock, then ipykernel.
+"""Kernel launcher: hard limits, Landlock, seccomp, then ipykernel.
 
 Run by path (``python _launch.py -f CONNECTION_FILE``), inside the jail when there is one,
 so it imports nothing from the package. Its settings come as JSON in
 ``CODEVISION_KERNEL_CONFIG``: ``{"rlimits": {"AS": bytes, ...}, "parent_pid": int,
-"workdir": str, "landlock": {"read": [...], "write": [...]} | null, "layers_file": str}``.
+"workdir": str, "landlock": {"read": [...], "write": [...]} | null, "seccomp": bool,
+"layers_file": str}``.
 
 Every limit is set with soft = hard (CPU: hard = soft + 1 s, so ``SIGXCPU`` arrives first),
 so code cannot raise it again. The layers that took effect here are written to
@@ -61,16 +62,22 @@ def main() -> None:
     if workdir:
         os.chdir(workdir)
     landlock = config.get("landlock")
-    if landlock:
+    if landlock or config.get("seccomp"):
         sys.path.insert(0, here)
         try:
             import _jailsys
-
-            layers += _jailsys.landlock_restrict(landlock["read"], landlock["write"])
-        except OSError as exc:
-            layers.append(f"no-landlock({exc.strerror or exc})")
         finally:
             sys.path.remove(here)
+        if landlock:
+            try:
+                layers += _jailsys.landlock_restrict(landlock["read"], landlock["write"])
+            except OSError as exc:
+                layers.append(f"no-landlock({exc.strerror or exc})")
+        if config.get("seccomp"):
+            try:
+                layers.append(_jailsys.seccomp_deny())
+            except OSError as exc:
+                layers.append(f"no-seccomp({exc.strerror or exc})")
     applied = _apply_rlimits(config.get("rlimits", {}))
     if applied:
         layers.append("rlimits(" + ",".join(applied) + ")")

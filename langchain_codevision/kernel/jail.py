@@ -20,6 +20,9 @@ layer         what it stops
 ``cgroup``    (where cgroups can be made) ``pids.max`` and a memory limit for the whole jail
 ``landlock``  (where the kernel offers it) writes only below the jail's tmpfs; ABI >= 6 also
               cuts signals and abstract unix sockets outside the sandbox
+``seccomp``   system calls image code never needs and kernel exploits start from
+              (``io_uring``, ``bpf``, ``perf_event_open``, ``userfaultfd``, ``keyctl``,
+              ``ptrace``, ``unshare``, ``mount``, ...) fail with ``EPERM``; foreign-ABI calls too
 ============  ================================================================================
 
 Backends: ``bwrap`` (bubblewrap, preferred where installed) or ``namespaces`` (the same
