@@ -133,6 +133,9 @@ def test_one_grpo_step_with_kernel_rollouts(tiny_vlm_path, records, tmp_path) ->
     settings = _settings(tiny_vlm_path, tmp_path)
     trainer = build_grpo_trainer(settings, load_grpo_dataset(records))
     trainer.codevision_reward.keep_responses = True
+    vocab = trainer.processing_class.tokenizer.get_vocab()
+    never = set(trainer.generation_config.suppress_tokens)
+    assert {vocab["<|vision_start|>"], vocab["<|image_pad|>"], vocab["<|video_pad|>"]} <= never
     # rollout 0 calls the tool (a real call), then calls again in its last turn (turn limit)
     script_rollouts(trainer, lambda call, position: CALL if position == 0 else None)
     result = train_grpo(settings, trainer=trainer)

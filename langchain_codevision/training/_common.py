@@ -131,5 +131,9 @@ def trainer_kwargs(settings: Any, config_cls: Any, **specific: Any) -> dict[str,
     unknown = sorted(set(settings.extra) - known)
     if unknown:
         raise ValueError(f"unknown {config_cls.__name__} field(s) in 'extra': {unknown}")
-    kwargs.update(settings.extra)
+    for key, value in settings.extra.items():
+        if isinstance(value, dict) and isinstance(kwargs.get(key), dict):
+            kwargs[key] = {**kwargs[key], **value}  # e.g. generation_kwargs: merged
+        else:
+            kwargs[key] = value
     return {k: v for k, v in kwargs.items() if k in known}

@@ -41,6 +41,7 @@ __all__ = [
     "grpo_rows",
     "load_grpo_dataset",
     "train_grpo",
+    "vision_token_ids",
 ]
 
 BREAKDOWN_TERMS = (
@@ -377,15 +378,34 @@ def ensure_response_parsing(processor: Any) -> None:
             tokenizer.response_schema = utils.qwen3_schema
 
 
-def _grpo_args(settings: GRPOSettings, factory: EnvironmentFactory) -> Any:
+_VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+
+
+def vision_token_ids(processor: Any) -> list[int]:
+    """Ids of the vision placeholder tokens, which a policy must never sample.
+
+    A sampled ``<|vision_start|>`` or ``<|image_pad|>`` has no image behind it and breaks
+    the training forward pass (TRL suppresses only the image pad token).
+    """
+    tokenizer = getattr(processor, "tokenizer", processor)
+    vocab = tokenizer.get_vocab()
+    return [vocab[token] for token in _VISION_TOKENS if token in vocab]
+
+
+def _grpo_args(settings: GRPOSettings, factory: EnvironmentFactory, processor: Any) -> Any:
     from trl import GRPOConfig
 
     from ._common import trainer_kwargs
 
+    generation: dict[str, Any] = {}
+    if not settings.use_vllm:
+        generation["suppress_tokens"] = vision_token_ids(processor)
+    generation.update(settings.extra.get("generation_kwargs") or {})
     return GRPOConfig(
         **trainer_kwargs(
             settings,
             GRPOConfig,
+            generation_kwargs=generation or None,
             num_generations=settings.num_generations,
             max_completion_length=settings.max_completion_length,
             max_tool_calling_iterations=factory.max_calls,
@@ -459,7 +479,7 @@ def build_grpo_trainer(
         trainer = GRPOTrainer(
             model=model,
             reward_funcs=[reward],
-            args=_grpo_args(settings, factory),
+            args=_grpo_args(settings, factory, processor),
             train_dataset=dataset,
             processing_class=processor,
             peft_config=peft_config,
