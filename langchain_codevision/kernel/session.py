@@ -88,9 +88,9 @@ def _finalize(state: dict[str, Any]) -> None:
     cleanup_state(state)
 
 
-MAX_MESSAGE_BYTES = 64 * 1024**2
+MAX_MESSAGE_BYTES = 16 * 1024**2
 """Largest message the host accepts from a kernel (bigger ones drop the connection)."""
-MAX_QUEUED_MESSAGES = 64
+MAX_QUEUED_MESSAGES = 32
 """Messages queued per channel before further ones are dropped (bounds host memory)."""
 _context: zmq.asyncio.Context | None = None
 
