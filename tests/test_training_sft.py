@@ -150,3 +150,18 @@ def test_two_steps_save_an_adapter_that_changes_output(tiny_vlm_path, trl_data, 
     assert steps.steps == [2]
     assert [row["step"] for row in again.log_history if "loss" in row] == [1, 2]
     assert math.isfinite(again.losses[-1])
+
+
+def test_a_template_without_tools_is_replaced(tiny_vlm_stock_template_path, trl_data, tmp_path):
+    from transformers import AutoProcessor
+
+    from langchain_codevision.training._common import choose_chat_template
+
+    processor = AutoProcessor.from_pretrained(tiny_vlm_stock_template_path)
+    assert choose_chat_template(processor, "checkpoint") == "checkpoint"
+    assert choose_chat_template(processor, "auto") == "qwen3_vl"  # stock Qwen2.5-VL: no tools
+    assert choose_chat_template(processor, "auto") == "checkpoint"  # now it renders them
+    trainer = build_sft_trainer(_settings(tiny_vlm_stock_template_path, trl_data, tmp_path))
+    view = inspect_mask(trainer, 0)
+    assert "<tool_response>\n" in view.masked and RELEASE_SUCCESS in view.masked
+    assert "<|im_start|>tool" not in view.masked  # tool turns as the release renders them

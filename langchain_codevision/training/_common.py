@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 __all__ = [
+    "choose_chat_template",
     "freeze_vision_tower",
     "load_model_and_processor",
     "lora_config",
@@ -23,7 +24,11 @@ def _stack() -> Any:
 
 
 def load_model_and_processor(
-    model: str, *, dtype: str = "auto", image_max_pixels: int | None = None
+    model: str,
+    *,
+    dtype: str = "auto",
+    image_max_pixels: int | None = None,
+    chat_template: str | None = "auto",
 ) -> tuple[Any, Any]:
     """Load an image-text-to-text checkpoint and its processor.
 
@@ -31,6 +36,7 @@ def load_model_and_processor(
         model: Path or hub id.
         dtype: ``"auto"``, ``"bfloat16"``, ``"float32"``, ...
         image_max_pixels: Cap on image area for the processor (``None``: the checkpoint's).
+        chat_template: See :func:`choose_chat_template`.
 
     Returns:
         ``(model, processor)``.
@@ -42,7 +48,44 @@ def load_model_and_processor(
     processor = transformers.AutoProcessor.from_pretrained(model)
     if image_max_pixels is not None:
         set_image_max_pixels(processor, image_max_pixels)
+    choose_chat_template(processor, chat_template)
     return loaded, processor
+
+
+def choose_chat_template(processor: Any, choice: str | None = "auto") -> str:
+    """Set the chat template training renders conversations with; returns which one.
+
+    Args:
+        processor: The processor (its ``chat_template`` is replaced when needed).
+        choice: ``"auto"``: the checkpoint's if it renders tool calls and tool turns, else
+            TRL's Qwen-VL tool template (``"qwen3_vl"``; the same vision and hermes tool
+            tokens, tool replies as ``<tool_response>`` user turns as the release renders
+            them; the stock Qwen2.5-VL template renders none of that). ``"checkpoint"`` or
+            ``None``: keep it. ``"qwen3_vl"``: TRL's. Anything else: a Jinja file path.
+    """
+    if choice in (None, "checkpoint"):
+        return "checkpoint"
+    if choice == "auto":
+        from trl.chat_template_utils import supports_tool_calling
+
+        try:
+            if supports_tool_calling(processor):
+                return "checkpoint"
+        except Exception:  # a template that cannot render the probe conversation
+            pass
+        choice = "qwen3_vl"
+    if choice == "qwen3_vl":
+        from langchain_codevision.models.tiny import tiny_chat_template
+
+        processor.chat_template = tiny_chat_template("qwen3_vl")
+    else:
+        from pathlib import Path
+
+        processor.chat_template = Path(choice).read_text(encoding="utf-8")
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is not None:
+        tokenizer.chat_template = processor.chat_template
+    return choice
 
 
 def set_image_max_pixels(processor: Any, max_pixels: int) -> None:

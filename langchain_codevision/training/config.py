@@ -65,6 +65,7 @@ class _Common:
     lora: LoraSettings | None = field(default_factory=LoraSettings)
     freeze_vision: bool = True
     dtype: str = "auto"
+    chat_template: str | None = "auto"
     bf16: bool = False
     gradient_checkpointing: bool = False
     image_max_pixels: int | None = 262_144
@@ -94,6 +95,8 @@ class SFTSettings(_Common):
         output_dir: Checkpoints, logs and the final ``adapter/`` (or full model).
         lora: LoRA settings; ``None`` trains the full model (vision tower still frozen).
         freeze_vision: Freeze the vision tower and its projector (the release does).
+        chat_template: ``"auto"`` (the checkpoint's when it renders tool turns, else TRL's
+            Qwen-VL tool template), ``"checkpoint"``, ``"qwen3_vl"`` or a Jinja file.
         max_length: Token cutoff per conversation (the release's 32,768).
         assistant_only_loss: Loss on assistant tokens only (system, user, tool masked).
         image_max_pixels: Largest image area fed to the processor (``None``: processor's).

@@ -449,7 +449,10 @@ def build_grpo_trainer(
         raise ValueError("set 'model' (a checkpoint path or hub id)")
     dataset = dataset if dataset is not None else load_grpo_dataset(settings.data, settings.profile)
     model, processor = load_model_and_processor(
-        settings.model, dtype=settings.dtype, image_max_pixels=settings.image_max_pixels
+        settings.model,
+        dtype=settings.dtype,
+        image_max_pixels=settings.image_max_pixels,
+        chat_template=settings.chat_template,
     )
     peft_config = lora_config(settings)
     if settings.adapter:

@@ -145,7 +145,10 @@ def build_sft_trainer(settings: SFTSettings, dataset: Any | None = None, **kwarg
         raise ValueError("set 'model' (a checkpoint path or hub id)")
     dataset = dataset if dataset is not None else load_sft_dataset(settings.data)
     model, processor = load_model_and_processor(
-        settings.model, dtype=settings.dtype, image_max_pixels=settings.image_max_pixels
+        settings.model,
+        dtype=settings.dtype,
+        image_max_pixels=settings.image_max_pixels,
+        chat_template=settings.chat_template,
     )
     if settings.freeze_vision:
         freeze_vision_tower(model)
