@@ -178,3 +178,83 @@ def test_a_failing_step_returns_every_kernel(tiny_vlm_path, records, tmp_path) -
     assert held == [1]  # a kernel was lent when the step failed ...
     assert factory.lent() == 0 and factory.pool.lent_count == 0  # ... and came back
     assert _own_kernels() <= before
+
+
+class _Tokenizer:
+    """Decodes 'ids' that are indices into a list of texts."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    def decode(self, ids, skip_special_tokens=True) -> str:
+        return self.texts[ids[0]]
+
+
+class _Env:
+    def __init__(self, calls: int, at_limit: bool) -> None:
+        self.calls, self.at_turn_limit, self.released = calls, at_limit, 0
+
+    def _release(self) -> None:
+        self.released += 1
+
+
+def test_reward_scores_groups_logs_terms_and_returns_kernels(tmp_path) -> None:
+    from langchain_codevision.rewards import score_group
+    from langchain_codevision.training.reward import CodeVisionReward
+
+    fix = (
+        '<think>turned</think><tool_call>{"name": "code_image_tool", "arguments": {"code": '
+        '"result = image.rotate(270, expand=True)", "description": "fix", "image_index": 0}}'
+        "</tool_call>\nuser\n<tool_response>\n" + RELEASE_SUCCESS + "\n</tool_response>\n"
+        "assistant\n<think>done</think><answer>9</answer>"
+    )
+    wrong = fix.replace("rotate(270", "rotate(90")  # the wrong way round
+    texts = [fix, "<think>guess</think><answer>9</answer>", wrong, "no idea"]
+    reward = CodeVisionReward(
+        tokenizer=_Tokenizer(texts), num_generations=2, log_path=tmp_path / "r.jsonl"
+    )
+    metrics: dict[str, float] = {}
+    extra: dict[str, list] = {}
+    envs = [_Env(1, False), _Env(0, False), _Env(1, False), _Env(2, True)]
+    completions = [
+        [{"role": "assistant", "content": "<answer>9</answer>"}],
+        [{"role": "assistant", "content": "<answer>9</answer>"}],
+        [{"role": "assistant", "content": "<answer>9</answer>"}],
+        [{"role": "assistant", "content": "", "tool_calls": [{"type": "function"}]}],
+    ]
+    totals = reward(
+        prompts=[None] * 4,
+        completions=completions,
+        completion_ids=[[0], [1], [2], [3]],
+        environments=envs,
+        ground_truth=["9", "9", "9", "9"],
+        transform=["rotate_90", "rotate_90", ["rotate_90"], ["rotate_90"]],
+        bbox=[None] * 4,
+        image_size=[[80, 160]] * 4,
+        question=["q0", "q0", "q1", "q1"],
+        index=[0, 0, 1, 1],
+        log_metric=metrics.__setitem__,
+        log_extra=extra.__setitem__,
+    )
+    # the same numbers as the reward package's own group scoring
+    want = [b.total for b in score_group(texts[:2], ground_truth="9", transform="rotate_90")]
+    want += [b.total for b in score_group(texts[2:], ground_truth="9", transform=["rotate_90"])]
+    assert totals == pytest.approx(want)
+    assert totals[0] > totals[1]  # the right rotation beats no tool
+    assert [e.released for e in envs] == [1, 1, 1, 1]  # every kernel goes back
+    stops = [row["stop_reason"] for row in reward.history]
+    assert stops == ["answer", "answer", "answer", "turn_limit"]
+    assert metrics["codevision/turn_limit_rate"] == 0.25
+    assert metrics["codevision/total"] == pytest.approx(sum(want) / 4)
+    assert extra["stop_reason"] == stops
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [line["tool_calls"] for line in lines] == [1, 0, 1, 2]
+    assert lines[0]["ops_used"] == ["rotate_270"] and lines[0]["reasons"]["mandatory"]
+
+
+def test_reward_groups_follow_the_prompt_not_the_block_size() -> None:
+    from langchain_codevision.training.reward import _groups
+
+    columns = {"index": [0, 0, 0, 1, 1, 2], "question": ["a"] * 6, "ground_truth": ["x"] * 6}
+    assert _groups(columns, 6, 4) == [(0, 3), (3, 5), (5, 6)]
+    assert _groups({}, 5, 2) == [(0, 2), (2, 4), (4, 5)]

@@ -38,7 +38,7 @@ __all__ = [
 _WHERE = {
     "CodeVisionEnvironment": "environment",
     "environment_factory": "environment",
-    "CodeVisionReward": "grpo",
+    "CodeVisionReward": "reward",
     "GRPOResult": "grpo",
     "build_grpo_trainer": "grpo",
     "load_grpo_dataset": "grpo",
