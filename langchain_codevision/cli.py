@@ -56,7 +56,13 @@ def _synth(args: argparse.Namespace) -> int:
     mix = json.loads(args.mix) if args.mix else None
     sample_for = default_sample_for(args.seed)
     report = synthesize(
-        sample_for, args.out, args.count, seed=args.seed, mix=mix, workers=args.workers
+        sample_for,
+        args.out,
+        args.count,
+        seed=args.seed,
+        mix=mix,
+        workers=args.workers,
+        profile=args.profile,
     )
     print(
         f"kept {report.kept}, rejected {report.rejected}, skipped (already done) "
@@ -120,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--workers", type=int, default=2)
     synth.add_argument("--mix", help='task-type ratios as JSON, e.g. {"single_tool": 1}')
     synth.add_argument("--records", help="also write the tasks as a verl RL parquet here")
+    synth.add_argument(
+        "--profile",
+        default="default",
+        choices=("default", "release"),
+        help="protocol the trajectories are written in ('release': for the release's models)",
+    )
     synth.set_defaults(func=_synth)
     export = sub.add_parser("export", help="export synthesised trajectories for training")
     export.add_argument("source", help="a folder written by 'codevision synth'")
@@ -127,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True)
     export.add_argument("--name", default="codevision")
     export.set_defaults(func=_export)
+    from langchain_codevision.training.cli import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 

@@ -59,6 +59,13 @@ def test_run_command_takes_a_profile(tmp_path, capsys) -> None:
         main(["run", str(path), "q", "--profile", "nonsense"])
 
 
+def test_train_command_reads_a_config_and_flags(capsys) -> None:
+    config = Path(__file__).parents[1] / "examples" / "training" / "sft_tiny.yaml"
+    assert main(["train", "sft", "--config", str(config), "--print-config"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["lora"]["r"] == 4 and shown["freeze_vision"] is True
+
+
 def test_model_specs(monkeypatch) -> None:
     assert type(load_chat_model("offline")).__name__ == "OfflineOrientationModel"
     model = load_chat_model("openai:codevision-7b", base_url="http://127.0.0.1:9/v1")
