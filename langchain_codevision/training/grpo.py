@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,12 +44,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- dataset
-def _png(image: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def grpo_rows(records: Sequence[Any], profile: Any = "release") -> list[dict[str, Any]]:
     """Rows for :func:`load_grpo_dataset`: the prompt in the profile's layout and the truth.
 
@@ -63,6 +56,7 @@ def grpo_rows(records: Sequence[Any], profile: Any = "release") -> list[dict[str
         ``meta`` JSON string (``ground_truth``, ``transform`` as stored, ``bbox``,
         ``image_size``, ``question``, ``index``).
     """
+    from langchain_codevision.images import encode_image
     from langchain_codevision.protocol import get_profile
 
     chosen = get_profile(profile)
@@ -89,7 +83,7 @@ def grpo_rows(records: Sequence[Any], profile: Any = "release") -> list[dict[str
         rows.append(
             {
                 "prompt": json.dumps(prompt),
-                "images": [_png(image) for image in record.images],
+                "images": [encode_image(image, "png") for image in record.images],
                 "meta": json.dumps(meta),
             }
         )
