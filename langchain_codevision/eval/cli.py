@@ -1,0 +1,71 @@
+"""``codevision eval DATA --model SPEC --out DIR``: the command-line hook.
+
+Add it to the main parser with :func:`add_eval_parser`; the sub-command runs
+:func:`run_eval`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_eval_parser", "run_eval"]
+
+
+def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``eval`` sub-command to ``subparsers``; return its parser."""
+    from langchain_codevision.eval.datasets import FORMATS
+
+    parser = subparsers.add_parser(
+        "eval", help="evaluate a model with and without the code tool on a local dataset"
+    )
+    parser.add_argument("data", help="dataset file or folder (parquet, JSONL, JSON, PDF)")
+    parser.add_argument("--model", default=None, help="offline | openai:MODEL | local:PATH")
+    parser.add_argument("--base-url", default=None, help="OpenAI-compatible server URL")
+    parser.add_argument("--out", required=True, help="output folder (resumable)")
+    parser.add_argument("--format", choices=FORMATS, default=None, help="skip detection")
+    parser.add_argument("--limit", type=int, default=None, help="first N items only")
+    parser.add_argument("--concurrency", type=int, default=2, help="episodes at once")
+    parser.add_argument("--profile", default="default", help="default | release")
+    parser.add_argument("--arms", default="tool,no_tool", help="tool,no_tool (comma list)")
+    parser.add_argument(
+        "--transforms", action="store_true", help="expand into the paper's six columns"
+    )
+    parser.add_argument("--time-limit", type=float, default=300.0, help="seconds per item")
+    parser.add_argument("--retries", type=int, default=2, help="extra attempts per item")
+    parser.add_argument("--rps", type=float, default=None, help="requests per second")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run_eval)
+    return parser
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Run the ``eval`` sub-command; 0 when every item finished, 1 when some failed."""
+    from langchain_codevision.eval.datasets import load_dataset, transformed_variants
+    from langchain_codevision.eval.runner import evaluate
+    from langchain_codevision.model_spec import load_chat_model
+
+    items = load_dataset(args.data, args.format)
+    if args.transforms:
+        items = transformed_variants(items)
+    model = load_chat_model(args.model, base_url=args.base_url)
+    run = evaluate(
+        items,
+        model,
+        args.out,
+        arms=[a.strip() for a in args.arms.split(",") if a.strip()],
+        profile=args.profile,
+        concurrency=args.concurrency,
+        limit=args.limit,
+        time_limit_s=args.time_limit,
+        retries=args.retries,
+        requests_per_second=args.rps,
+        progress=not args.no_progress,
+    )
+    for arm, entry in run.summary["arms"].items():
+        print(
+            f"{arm}: {entry['correct']}/{entry['n']} = {100 * entry['accuracy']:.1f}% "
+            f"({entry['failed']} failed)"
+        )
+    print(f"ran {run.ran}, resumed {run.skipped}; report: {run.files['report']}")
+    print(f"viewer: {run.files['viewer']}")
+    return 1 if any(e["failed"] for e in run.summary["arms"].values()) else 0

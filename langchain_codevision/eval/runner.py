@@ -1,0 +1,298 @@
+"""Run an evaluation: the code-tool graph and a no-tool baseline side by side, in one run.
+
+* Each item runs in each arm (``"tool"``: :func:`create_codevision_graph` with kernels from
+  one :class:`~langchain_codevision.kernel.KernelPool`; ``"no_tool"``: the same model, the
+  same question layout, a prompt without the tool).
+* Episodes run concurrently, at most ``concurrency`` at once (an asyncio semaphore).
+* Results are appended to ``results.jsonl`` as each one finishes (flushed and synced), so an
+  interrupted run loses nothing and a rerun skips every finished item; failed items are
+  recorded with their error and retried by the next run.
+* A failing item never stops the run; exceptions are retried with exponential backoff, an
+  optional rate limiter spaces requests, and ``time_limit_s`` bounds each attempt.
+* A progress bar (tqdm) shows the running accuracy of each arm.
+
+Example:
+    >>> from langchain_codevision.eval import evaluate, load_dataset
+    >>> run = evaluate(load_dataset("bench.parquet"), model, "out/")  # doctest: +SKIP
+    >>> run.summary["arms"]["tool"]["accuracy"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from langchain_codevision.eval._episodes import ARMS, row_key, run_no_tool, tool_row
+from langchain_codevision.eval.datasets import EvalItem
+from langchain_codevision.kernel import KernelPool
+from langchain_codevision.protocol import get_profile
+
+__all__ = ["RESULTS_FILE", "EvalRun", "aevaluate", "evaluate", "read_results"]
+
+RESULTS_FILE = "results.jsonl"
+"""The results file under the output folder."""
+
+
+@dataclass
+class EvalRun:
+    """What :func:`evaluate` did.
+
+    Attributes:
+        out_dir: The output folder.
+        rows: The latest row of every item and arm (finished ones and failures).
+        ran: Rows produced by this run (the rest were resumed from disk).
+        skipped: Keys skipped because an earlier run finished them.
+        summary: The summary (see :func:`~langchain_codevision.eval.report.summarise`).
+        files: The files written (results, summary, report, plots, viewer).
+    """
+
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    ran: int = 0
+    skipped: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def read_results(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The latest row per key in a ``results.jsonl``; a torn last line is ignored."""
+    path = Path(path)
+    rows: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return rows
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line an interrupted run did not finish
+        if isinstance(row, dict) and "key" in row:
+            rows[row["key"]] = row
+    return rows
+
+
+class _Appender:
+    """Appends rows to the results file, one complete line at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if path.exists() and path.stat().st_size:
+            with path.open("rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                torn = handle.read(1) != b"\n"
+            if torn:  # end a torn line so the next row starts cleanly
+                with path.open("a", encoding="utf-8") as handle:
+                    handle.write("\n")
+
+    def write(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, default=str) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+class _Progress:
+    """A tqdm bar with the running accuracy per arm (silent when disabled)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.counts: dict[str, list[int]] = {}
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="eval", unit="item", file=sys.stderr)
+
+    def update(self, row: dict[str, Any]) -> None:
+        done = self.counts.setdefault(row["arm"], [0, 0])
+        done[0] += bool(row.get("correct"))
+        done[1] += 1
+        if self.bar is not None:
+            self.bar.set_postfix(
+                {arm: f"{c / n:.1%}" for arm, (c, n) in sorted(self.counts.items())}
+            )
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _model_name(model: BaseChatModel) -> str:
+    return str(
+        getattr(model, "model_name", None) or getattr(model, "model", None) or model._llm_type
+    )
+
+
+def _failed_row(item: EvalItem, arm: str, error: str, attempts: int) -> dict[str, Any]:
+    return {
+        "key": row_key(item.id, arm),
+        "id": item.id,
+        "arm": arm,
+        "dataset": item.dataset,
+        "transform": item.transform,
+        "qtype": item.qtype,
+        "question": item.question,
+        "answers": list(item.answers),
+        "prediction": None,
+        "correct": False,
+        "rule": "failed",
+        "status": "failed",
+        "error": error,
+        "attempts": attempts,
+        "steps": [],
+        "images": [],
+        "turns": 0,
+        "tool": {
+            "calls": 0,
+            "errors": 0,
+            "had_error": False,
+            "recovered": False,
+            "ops_used": [],
+            "emergent_ops": [],
+            "expected": list(item.expected),
+        },
+    }
+
+
+async def aevaluate(
+    items: Sequence[EvalItem],
+    model: BaseChatModel,
+    out_dir: str | Path,
+    *,
+    arms: Sequence[str] = ARMS,
+    profile: str = "default",
+    concurrency: int = 2,
+    limit: int | None = None,
+    time_limit_s: float | None = 300.0,
+    retries: int = 2,
+    backoff_s: float = 1.0,
+    requests_per_second: float | None = None,
+    judge: Any = None,
+    pool: KernelPool | None = None,
+    progress: bool = True,
+    write_outputs: bool = True,
+    graph_kwargs: dict[str, Any] | None = None,
+) -> EvalRun:
+    """Evaluate ``model`` on ``items`` in every arm; see the module docs.
+
+    Args:
+        items: The items (see :mod:`langchain_codevision.eval.datasets`).
+        model: Any LangChain chat model.
+        out_dir: Where ``results.jsonl`` and the report go (created).
+        arms: ``"tool"`` and/or ``"no_tool"``.
+        profile: The protocol profile of both arms (``"default"`` or ``"release"``).
+        concurrency: Most episodes at once.
+        limit: Only the first ``limit`` items.
+        time_limit_s: Seconds per attempt (``None``: no limit); a timed-out attempt fails
+            the item without retry.
+        retries: Extra attempts after an exception.
+        backoff_s: Wait before the first retry; doubled for each later one.
+        requests_per_second: Space item starts this far apart (API rate limits).
+        judge: Passed to :func:`~langchain_codevision.eval.scoring.score_item`.
+        pool: Kernel pool for the tool arm (default: one of ``concurrency`` kernels, closed
+            at the end).
+        progress: Show the progress bar.
+        write_outputs: Write ``summary.json``, ``report.md``, plots and ``viewer.html``.
+        graph_kwargs: More arguments for :func:`create_codevision_graph`.
+
+    Returns:
+        An :class:`EvalRun`.
+    """
+    from langchain_codevision.loop.graph import create_codevision_graph
+
+    unknown = set(arms) - set(ARMS)
+    if unknown:
+        raise ValueError(f"unknown arm(s) {sorted(unknown)}; use {', '.join(ARMS)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / RESULTS_FILE
+    done = read_results(results_path)
+    chosen = list(items)[:limit] if limit is not None else list(items)
+    todo = [
+        (item, arm)
+        for item in chosen
+        for arm in arms
+        if done.get(row_key(item.id, arm), {}).get("status") != "ok"
+    ]
+    skipped = len(chosen) * len(arms) - len(todo)
+    chosen_profile = get_profile(profile)
+    own_pool = pool is None and "tool" in arms and todo
+    kernels = KernelPool(size=max(1, concurrency)) if own_pool else pool
+    graph = None
+    if "tool" in arms:
+        graph = create_codevision_graph(
+            model, profile=chosen_profile, pool=kernels, **(graph_kwargs or {})
+        )
+    limiter = None
+    if requests_per_second:
+        from langchain_core.rate_limiters import InMemoryRateLimiter
+
+        limiter = InMemoryRateLimiter(
+            requests_per_second=requests_per_second, check_every_n_seconds=0.05
+        )
+    name = _model_name(model)
+    gate = asyncio.Semaphore(max(1, concurrency))
+    appender = _Appender(results_path)
+    bar = _Progress(len(todo), progress)
+
+    async def attempt(item: EvalItem, arm: str) -> dict[str, Any]:
+        if arm == "tool":
+            state = await graph.ainvoke({"image": item.images, "question": item.question})
+            return tool_row(item, state, out, name, judge)
+        return await run_no_tool(model, item, chosen_profile, out, name, judge)
+
+    async def one(item: EvalItem, arm: str) -> dict[str, Any]:
+        async with gate:
+            start = time.perf_counter()
+            error, tries = "", 0
+            for tries in range(1, retries + 2):
+                if limiter is not None:
+                    await limiter.aacquire()
+                try:
+                    row = await asyncio.wait_for(attempt(item, arm), time_limit_s)
+                    row.update(attempts=tries, seconds=round(time.perf_counter() - start, 4))
+                    break
+                except asyncio.TimeoutError:
+                    error = f"time limit of {time_limit_s} s reached"
+                    row = _failed_row(item, arm, error, tries)
+                    break
+                except Exception as exc:  # one item never stops the run
+                    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    row = _failed_row(item, arm, error, tries)
+                    if tries <= retries:
+                        await asyncio.sleep(backoff_s * 2 ** (tries - 1))
+            row.setdefault("seconds", round(time.perf_counter() - start, 4))
+            appender.write(row)
+            bar.update(row)
+            return row
+
+    try:
+        fresh = await asyncio.gather(*(one(item, arm) for item, arm in todo))
+    finally:
+        bar.close()
+        if own_pool and kernels is not None:
+            await kernels.aclose()
+    latest = read_results(results_path)
+    keys = [row_key(item.id, arm) for item in chosen for arm in arms]
+    run = EvalRun(out, [latest[k] for k in keys if k in latest], len(fresh), skipped)
+    if write_outputs:
+        from langchain_codevision.eval.report import write_outputs as write_all
+
+        run.summary, run.files = write_all(run.rows, out, model_name=name)
+    return run
+
+
+def evaluate(
+    items: Sequence[EvalItem], model: BaseChatModel, out_dir: str | Path, **kwargs: Any
+) -> EvalRun:
+    """Synchronous :func:`aevaluate` (same arguments)."""
+    return asyncio.run(aevaluate(items, model, out_dir, **kwargs))
