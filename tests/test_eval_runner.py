@@ -1,0 +1,204 @@
+"""The runner with a scripted model (code runs in real kernels): both arms, resume, failures."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+from langchain_core.messages import BaseMessage, SystemMessage
+
+from langchain_codevision.data.sources import make_sample
+from langchain_codevision.eval._episodes import NO_TOOL_SYSTEM_PROMPT
+from langchain_codevision.eval.cli import add_eval_parser, run_eval
+from langchain_codevision.eval.datasets import EvalItem
+from langchain_codevision.eval.runner import RESULTS_FILE, aevaluate, evaluate, read_results
+from langchain_codevision.kernel import KernelPool
+from tests.scripted_model import ScriptedChatModel, text_call
+
+SAMPLES = [make_sample("sign_text", k) for k in range(4)]
+ITEMS = [
+    EvalItem(
+        id=f"sign{k}",
+        question=s.question,
+        answers=[s.answer],
+        images=[s.image],
+        transform="source" if k % 2 == 0 else "rotate_90",
+        qtype="sign",
+    )
+    for k, s in enumerate(SAMPLES)
+]
+TRUTH = {item.question + item.id: item.truth for item in ITEMS}
+
+
+def question_of(messages: list[BaseMessage]) -> tuple[str, str]:
+    """(item id, question) from the user turn: each item's question names its id here."""
+    text = messages[1].text
+    item_id = text.rsplit("[", 1)[1].rstrip("]")
+    return item_id, text
+
+
+def policy(
+    fail: set[str] = frozenset(), slow: set[str] = frozenset(), flaky: dict[str, int] | None = None
+):
+    """Tool arm: one real call printing the image size, then the right answer. No-tool arm:
+    right only for even items. ``fail`` items raise, ``slow`` sleep, ``flaky`` fail N times."""
+    lock = threading.Lock()
+
+    def reply(messages: list[BaseMessage]) -> str:
+        item_id, _ = question_of(messages)
+        truth = next(i.truth for i in ITEMS if i.id == item_id)
+        if item_id in fail:
+            raise RuntimeError(f"model broke on {item_id}")
+        if flaky is not None:
+            with lock:
+                if flaky.get(item_id, 0) > 0:
+                    flaky[item_id] -= 1
+                    raise ConnectionError("rate limited")
+        if item_id in slow:
+            time.sleep(3)
+        no_tool = (
+            isinstance(messages[0], SystemMessage) and messages[0].text == NO_TOOL_SYSTEM_PROMPT
+        )
+        if no_tool:
+            good = int(item_id[-1]) % 2 == 0
+            return f"<think>looking</think><answer>{truth if good else 'NO IDEA'}</answer>"
+        if len(messages) <= 2:
+            return text_call("print(image.size)\nresult = image", description="look")
+        return f"<think>read it</think><answer>{truth}</answer>"
+
+    return ScriptedChatModel(replies=[reply], dialect="text")
+
+
+def items_named() -> list[EvalItem]:
+    return [EvalItem(**{**i.__dict__, "question": f"{i.question} [{i.id}]"}) for i in ITEMS]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with KernelPool(size=2) as kernels:
+        yield kernels
+
+
+def test_both_arms_expected_accuracy_and_rows(tmp_path, pool):
+    run = evaluate(items_named(), policy(), tmp_path, concurrency=2, pool=pool, progress=False)
+    arms = run.summary["arms"]
+    assert (arms["tool"]["accuracy"], arms["no_tool"]["accuracy"]) == (1.0, 0.5)
+    assert run.summary["tool_gain"] == 0.5 and run.ran == 8 and run.skipped == 0
+    tool = {r["id"]: r for r in run.rows if r["arm"] == "tool"}
+    row = tool["sign1"]
+    assert row["rule"] == "release:exact" and row["status"] == "ok" and row["attempts"] == 1
+    assert row["steps"][0]["ok"] and str(SAMPLES[1].image.size[0]) in row["steps"][0]["stdout"]
+    assert row["tool"]["calls"] == 1 and row["turns"] == 2
+    assert (tmp_path / row["images"][0]["path"]).exists()
+    no_tool = {r["id"]: r for r in run.rows if r["arm"] == "no_tool"}
+    assert no_tool["sign1"]["rule"] == "release:miss" and no_tool["sign1"]["steps"] == []
+    assert arms["tool"]["by_transform"]["rotate_90"]["accuracy"] == 1.0
+    assert arms["no_tool"]["by_transform"]["rotate_90"]["accuracy"] == 0.0
+    assert arms["tool"]["tool_use"]["calls_per_item"] == 1.0
+    assert len(read_results(tmp_path / RESULTS_FILE)) == 8
+
+
+def test_failures_are_recorded_retries_back_off_and_the_run_goes_on(tmp_path, pool):
+    flaky = {"sign2": 1}
+    start = time.perf_counter()
+    run = evaluate(
+        items_named(),
+        policy(fail={"sign3"}, flaky=flaky),
+        tmp_path,
+        arms=["tool"],
+        concurrency=2,
+        pool=pool,
+        progress=False,
+        retries=2,
+        backoff_s=0.2,
+    )
+    rows = {r["id"]: r for r in run.rows}
+    assert rows["sign3"]["status"] == "failed" and "model broke on sign3" in rows["sign3"]["error"]
+    assert rows["sign3"]["attempts"] == 3 and rows["sign3"]["rule"] == "failed"
+    assert rows["sign2"]["status"] == "ok" and rows["sign2"]["attempts"] == 2
+    assert rows["sign0"]["correct"] and rows["sign1"]["correct"]
+    assert run.summary["arms"]["tool"]["failed"] == 1
+    assert time.perf_counter() - start >= 0.2 + 0.4  # sign3 waited 0.2 s, then 0.4 s
+    again = evaluate(items_named(), policy(), tmp_path, arms=["tool"], pool=pool, progress=False)
+    assert again.ran == 1 and again.skipped == 3  # only the failed item runs again
+    assert again.summary["arms"]["tool"]["accuracy"] == 1.0
+
+
+def test_time_limit_fails_the_item(tmp_path, pool):
+    run = evaluate(
+        items_named()[:2],
+        policy(slow={"sign1"}),
+        tmp_path,
+        arms=["no_tool"],
+        time_limit_s=1.0,
+        retries=3,
+        pool=pool,
+        progress=False,
+    )
+    rows = {r["id"]: r for r in run.rows}
+    assert rows["sign1"]["status"] == "failed" and "time limit" in rows["sign1"]["error"]
+    assert rows["sign1"]["attempts"] == 1 and rows["sign0"]["status"] == "ok"
+
+
+async def test_resume_after_an_interrupted_run(tmp_path, pool):
+    model = policy(slow={"sign2"})
+    task = asyncio.create_task(
+        aevaluate(
+            items_named(), model, tmp_path, arms=["tool"], concurrency=1, pool=pool, progress=False
+        )
+    )
+    results = tmp_path / RESULTS_FILE
+    for _ in range(300):
+        if results.exists() and len(results.read_text().splitlines()) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    before = read_results(results)
+    assert set(before) == {"sign0|tool", "sign1|tool"}
+    with results.open("a") as handle:  # a line the interruption tore
+        handle.write('{"key": "sign2|tool", "status": "ok", "cor')
+    counting = policy()
+    run = await aevaluate(
+        items_named(), counting, tmp_path, arms=["tool"], pool=pool, progress=False
+    )
+    assert run.skipped == 2 and run.ran == 2
+    assert len(counting.received) == 4  # two items, two model turns each
+    assert run.summary["arms"]["tool"]["accuracy"] == 1.0
+    assert [r["id"] for r in run.rows] == ["sign0", "sign1", "sign2", "sign3"]
+    lines = results.read_text().splitlines()
+    assert all(json.loads(line) for line in lines[:2] + lines[3:])
+
+
+def test_cli_hook_runs_the_offline_model(tmp_path, capsys):
+    make_sample("read_line", 0).image.save(tmp_path / "a.png")  # an upright page
+    item = {
+        "id": "a",
+        "image": "a.png",
+        "question": "Which rotation was applied?",
+        "answer": "rotate_0",
+    }
+    (tmp_path / "set.jsonl").write_text(json.dumps(item) + "\n")
+    parser = argparse.ArgumentParser()
+    add_eval_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        [
+            "eval",
+            str(tmp_path / "set.jsonl"),
+            "--model",
+            "offline",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
+    assert args.func(args) == 0 and args.func is run_eval
+    printed = capsys.readouterr().out
+    assert "tool: 1/1 = 100.0%" in printed and "no_tool: 0/1 = 0.0%" in printed
+    for name in ("results.jsonl", "summary.json", "report.md", "viewer.html"):
+        assert (tmp_path / "out" / name).exists()
