@@ -114,7 +114,7 @@ def test_markdown_has_our_rows_beside_the_papers(rows):
 
 
 def test_outputs_written_and_plots_decode(rows, tmp_path):
-    summary, files = write_outputs(rows, tmp_path, model_name="m")
+    _summary, files = write_outputs(rows, tmp_path, model_name="m")
     assert json.loads(files["summary"].read_text())["arms"]["tool"]["correct"] == 7
     plots = [p for name, p in files.items() if name.startswith("plot:")]
     assert {p.name for p in plots} == {
