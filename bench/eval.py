@@ -1,0 +1,165 @@
+"""Benchmark the evaluation runner with the offline default policy.
+
+Run: ``python bench/eval.py [--pages N]``. Writes ``bench/results/eval.{json,md}`` and the
+evaluation's report, summary and plots under ``bench/results/eval_offline/``.
+
+* accuracy table: a transformed set built here (N rendered pages x the paper's six
+  columns, "which transform was applied", answer ``rotate_0`` for the source) and the
+  five-way orientation diagnostic, tool arm vs no-tool arm in one run;
+* throughput: items/s of the tool arm at concurrency 1, 2 and 4 over the same set, with a
+  warm kernel pool of that size (pool start-up not counted), against the no-tool arm at
+  concurrency 1 (one model call per item, no kernel) as the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import RESULTS, write_report
+from langchain_codevision.data.sources import make_sample
+from langchain_codevision.eval.datasets import (
+    PAPER_COLUMNS,
+    SOURCE,
+    EvalItem,
+    orientation_diagnostic,
+    transformed_variants,
+)
+from langchain_codevision.eval.report import COLUMN_TITLES
+from langchain_codevision.eval.runner import evaluate
+from langchain_codevision.kernel import KernelPool
+from langchain_codevision.models import OfflineOrientationModel
+
+QUESTION = (
+    "Which transform was applied to this page? Answer rotate_0 if none, else one of "
+    "rotate_90, rotate_180, rotate_270 (counter-clockwise), flip_horizontal, flip_vertical."
+)
+
+
+def transformed_set(pages: int) -> list[EvalItem]:
+    """``pages`` rendered documents in each of the paper's six columns."""
+    base = [
+        EvalItem(
+            id=f"page{k}",
+            question=QUESTION,
+            answers=["rotate_0"],
+            images=[make_sample("read_line", k).image],
+            qtype="which_transform",
+            dataset="rendered",
+        )
+        for k in range(pages)
+    ]
+    items = transformed_variants(base)
+    for item in items:
+        item.answers = ["rotate_0" if item.transform == SOURCE else item.transform]
+    return items
+
+
+def throughput(items: list[EvalItem], concurrency: int, arms: tuple[str, ...]) -> float:
+    """Items/s of one fresh run (warm pool of ``concurrency`` kernels)."""
+    out = Path(tempfile.mkdtemp(prefix="bench-eval-"))
+    try:
+        with KernelPool(size=concurrency) as pool:
+            pool.wait_ready(timeout=120)
+            start = time.perf_counter()
+            evaluate(
+                items,
+                OfflineOrientationModel(),
+                out,
+                arms=arms,
+                concurrency=concurrency,
+                pool=pool,
+                progress=False,
+                write_outputs=False,
+            )
+            return len(items) / (time.perf_counter() - start)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pages", type=int, default=4, help="pages per column")
+    args = parser.parse_args()
+    items = transformed_set(args.pages)
+    rows = []
+
+    out = Path(tempfile.mkdtemp(prefix="bench-eval-run-"))
+    images = [make_sample("read_line", 100 + k).image for k in range(10)]
+    everything = items + orientation_diagnostic(images, seed=0)
+    run = evaluate(everything, OfflineOrientationModel(), out, concurrency=2, progress=False)
+    for arm in ("tool", "no_tool"):
+        table = [r for r in run.rows if r["arm"] == arm and r["dataset"] == "rendered"]
+        for column in PAPER_COLUMNS:
+            cell = [r for r in table if r["transform"] == column]
+            value = 100 * sum(r["correct"] for r in cell) / len(cell)
+            rows.append(
+                {"metric": f"{arm}: {COLUMN_TITLES[column]} accuracy", "value": value, "unit": "%"}
+            )
+        mean = sum(
+            100 * sum(r["correct"] for r in table if r["transform"] == c) / args.pages
+            for c in PAPER_COLUMNS
+        ) / len(PAPER_COLUMNS)
+        rows.append({"metric": f"{arm}: average of six columns", "value": mean, "unit": "%"})
+        diag = [r for r in run.rows if r["arm"] == arm and r["dataset"] == "orientation-diagnostic"]
+        rows.append(
+            {
+                "metric": f"{arm}: orientation diagnostic (5-way, {len(diag)} images)",
+                "value": 100 * sum(r["correct"] for r in diag) / len(diag),
+                "unit": "%",
+                "target": "chance 20",
+            }
+        )
+
+    kept = RESULTS / "eval_offline"
+    shutil.rmtree(kept, ignore_errors=True)
+    (kept / "plots").mkdir(parents=True)
+    for name in ("report.md", "summary.json", *(f"plots/{p.name}" for p in out.glob("plots/*"))):
+        shutil.copy(out / name, kept / name)
+    shutil.rmtree(out, ignore_errors=True)
+
+    floor = throughput(items, 1, ("no_tool",))
+    rows.append({"metric": "no-tool arm, concurrency 1 (floor)", "value": floor, "unit": "items/s"})
+    single = None
+    for concurrency in (1, 2, 4):
+        rate = throughput(items, concurrency, ("tool",))
+        single = single or rate
+        rows.append(
+            {"metric": f"tool arm, concurrency {concurrency}", "value": rate, "unit": "items/s"}
+        )
+        if concurrency > 1:
+            rows.append(
+                {
+                    "metric": f"speed-up at concurrency {concurrency}",
+                    "value": rate / single,
+                    "unit": "x",
+                }
+            )
+    path = write_report(
+        "eval",
+        "Evaluation runner benchmark (offline default policy)",
+        rows,
+        {
+            "items": len(items),
+            "pages per column": args.pages,
+            "cores": _cores(),
+            "report": "bench/results/eval_offline/report.md",
+        },
+    )
+    print(path.read_text())
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()
