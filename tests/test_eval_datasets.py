@@ -145,6 +145,8 @@ def test_generic_folder_with_a_pdf_page(tmp_path, signs):
     assert abs(page.size[0] - signs[1].image.size[0]) <= 2  # 72 dpi: one pixel per point
     # the rendered page shows the sign's dark text where the original has it
     assert np.asarray(page.convert("L")).min() < 100
+    with pytest.raises(ValueError, match="no questions"):
+        load_dataset(tmp_path / "doc.pdf")
 
 
 def test_transformed_variants_paper_columns(signs):

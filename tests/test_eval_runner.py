@@ -202,3 +202,26 @@ def test_cli_hook_runs_the_offline_model(tmp_path, capsys):
     assert "tool: 1/1 = 100.0%" in printed and "no_tool: 0/1 = 0.0%" in printed
     for name in ("results.jsonl", "summary.json", "report.md", "viewer.html"):
         assert (tmp_path / "out" / name).exists()
+
+
+def test_progress_bar_shows_running_accuracy(tmp_path, capsys):
+    evaluate(items_named(), policy(), tmp_path, arms=["no_tool"], progress=True)
+    err = capsys.readouterr().err
+    assert "4/4" in err and "no_tool=50.0%" in err
+
+
+def test_unknown_arm_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown arm"):
+        evaluate(items_named(), policy(), tmp_path, arms=["tools"], progress=False)
+
+
+def test_importing_the_package_is_cheap():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, langchain_codevision.eval as e; "
+        "assert 'matplotlib' not in sys.modules and 'langchain_codevision.eval.runner' "
+        "not in sys.modules; e.EvalItem; assert sorted(e.__all__) == e.__dir__()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

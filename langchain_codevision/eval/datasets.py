@@ -285,7 +285,7 @@ def load_generic(path: str | Path) -> list[EvalItem]:
 def detect_format(path: str | Path) -> str:
     """The format of ``path`` (one of :data:`FORMATS`), from its suffix and first row."""
     path = Path(path)
-    if path.is_dir() or path.suffix == ".pdf":
+    if path.is_dir():
         return "generic"
     if path.suffix == ".parquet":
         return "mvtoolbench"
@@ -303,19 +303,16 @@ def detect_format(path: str | Path) -> str:
 def load_dataset(path: str | Path, format: str | None = None) -> list[EvalItem]:
     """Load any supported file; ``format`` (one of :data:`FORMATS`) skips detection.
 
-    A ``.pdf`` gives one item per page with an empty question (fill in ``question``).
+    Raises:
+        ValueError: An unknown ``format``, or a bare PDF (a PDF has pages but no questions:
+            list its pages in a generic ``items.jsonl`` as ``"image": "doc.pdf#page=N"``).
     """
     path = Path(path)
-    if path.suffix == ".pdf":
-        return [
-            EvalItem(
-                id=f"{path.stem}-p1",
-                question="",
-                answers=[""],
-                images=[render_pdf_page(path, 1)],
-                dataset=path.stem,
-            )
-        ]
+    if path.suffix.lower() == ".pdf":
+        raise ValueError(
+            f"{path} has no questions: list its pages in an items.jsonl, e.g. "
+            f'{{"image": "{path.name}#page=1", "question": "...", "answer": "..."}}'
+        )
     chosen = format or detect_format(path)
     loaders = {
         "mvtoolbench": load_mvtoolbench,

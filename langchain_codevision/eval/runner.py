@@ -225,7 +225,7 @@ async def aevaluate(
     ]
     skipped = len(chosen) * len(arms) - len(todo)
     chosen_profile = get_profile(profile)
-    own_pool = pool is None and "tool" in arms and todo
+    own_pool = pool is None and "tool" in arms and bool(todo)
     kernels = KernelPool(size=max(1, concurrency)) if own_pool else pool
     graph = None
     if "tool" in arms:
