@@ -97,6 +97,7 @@ def test_filters_work(browser_page):
     assert shown.count() == 2
     assert all(o == "wrong" for o in shown.evaluate_all("els => els.map(e => e.dataset.outcome)"))
     assert page.locator("[data-testid=step]").count() == 0  # the no-tool arm ran no code
+    assert "<tool_call>" in page.locator("pre.reply").first.text_content()  # its own reply
     select(page, "outcome", "correct")
     assert page.locator("[data-testid=item]").count() == 2
     select(page, "outcome", "")

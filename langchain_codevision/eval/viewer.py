@@ -37,7 +37,7 @@ header{position:sticky;top:0;background:#fff;padding:8px 12px;border-bottom:1px 
 .step{display:grid;grid-template-columns:1fr 1fr;gap:8px;border-top:1px dashed #ccc;padding-top:6px}
 pre{white-space:pre-wrap;background:#f0f0f0;padding:6px;margin:2px 0;font-size:12px}
 .error{color:#b00}.meta{color:#555;font-size:13px}img{max-width:100%;border:1px solid #ddd}
-.inputs img{max-height:240px}
+.inputs img{max-height:240px}.step img{max-height:360px}
 """
 
 _SCRIPT = r"""
@@ -96,6 +96,7 @@ function card(r) {
     d.appendChild(left); d.appendChild(right); steps.appendChild(d);
   }
   c.appendChild(steps);
+  if (r.reply) c.appendChild(el('pre', 'reply', r.reply));
   if (r.error) c.appendChild(el('pre', 'error', r.error));
   const a = el('div', 'answer');
   a.setAttribute('data-testid', 'answer');
