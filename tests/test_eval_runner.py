@@ -225,3 +225,37 @@ def test_importing_the_package_is_cheap():
         "not in sys.modules; e.EvalItem; assert sorted(e.__all__) == e.__dir__()"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_release_profile_in_both_arms(tmp_path, pool):
+    model = policy()
+    run = evaluate(
+        items_named()[:2],
+        model,
+        tmp_path,
+        profile="release",
+        concurrency=2,
+        pool=pool,
+        progress=False,
+    )
+    arms = run.summary["arms"]
+    assert (arms["tool"]["accuracy"], arms["no_tool"]["accuracy"]) == (1.0, 0.5)
+    opening = next(m for m in model.received if m[0].text == NO_TOOL_SYSTEM_PROMPT)[1].content
+    assert opening[0]["type"] == "image" and opening[1]["text"].startswith("\n")  # "<image>\nQ"
+    tool_system = next(m for m in model.received if m[0].text != NO_TOOL_SYSTEM_PROMPT)[0].text
+    assert "# Tools" in tool_system
+
+
+def test_rate_limit_spaces_requests(tmp_path):
+    start = time.perf_counter()
+    run = evaluate(
+        items_named(),
+        policy(),
+        tmp_path,
+        arms=["no_tool"],
+        concurrency=4,
+        requests_per_second=5,
+        progress=False,
+        write_outputs=False,
+    )
+    assert run.ran == 4 and time.perf_counter() - start >= 0.6
