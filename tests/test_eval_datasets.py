@@ -114,6 +114,14 @@ def test_chartqa_like_expands_question_lists(tmp_path):
     assert {i.qtype for i in items} == {"Factoid"} and len({i.id for i in items}) == 2
 
 
+def _pdf_renderer() -> bool:
+    import importlib.util
+    import shutil
+
+    return importlib.util.find_spec("pypdfium2") is not None or shutil.which("pdftoppm") is not None
+
+
+@pytest.mark.skipif(not _pdf_renderer(), reason="needs pypdfium2 or poppler's pdftoppm")
 def test_generic_folder_with_a_pdf_page(tmp_path, signs):
     signs[0].image.save(tmp_path / "a.png")
     signs[1].image.convert("RGB").save(tmp_path / "doc.pdf", resolution=72)

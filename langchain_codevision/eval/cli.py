@@ -25,7 +25,12 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--format", choices=FORMATS, default=None, help="skip detection")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
     parser.add_argument("--concurrency", type=int, default=2, help="episodes at once")
-    parser.add_argument("--profile", default="default", help="default | release")
+    parser.add_argument(
+        "--profile",
+        default="default",
+        choices=("default", "release"),
+        help="protocol profile of both arms ('release': the CodeVision release's models)",
+    )
     parser.add_argument("--arms", default="tool,no_tool", help="tool,no_tool (comma list)")
     parser.add_argument(
         "--transforms", action="store_true", help="expand into the paper's six columns"
