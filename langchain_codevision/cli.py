@@ -139,9 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True)
     export.add_argument("--name", default="codevision")
     export.set_defaults(func=_export)
+    from langchain_codevision.eval.cli import add_eval_parser
     from langchain_codevision.training.cli import add_train_parser
 
     add_train_parser(sub)
+    add_eval_parser(sub)
     return parser
 
 

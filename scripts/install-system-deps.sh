@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# System packages the test suite needs: bubblewrap, so both kernel jail backends
-# (bubblewrap and the package's own namespace jail) are exercised. Idempotent.
+# System packages the test suite needs: bubblewrap (both kernel jail backends, bubblewrap
+# and the package's own namespace jail, are exercised), Chromium (the trajectory viewer is
+# tested in a real headless browser) and poppler-utils (PDF pages, fallback renderer).
+# Idempotent: installs only what is missing.
 set -euo pipefail
-if command -v bwrap >/dev/null 2>&1; then
-    exit 0
-fi
+pkgs=()
+command -v bwrap >/dev/null 2>&1 || pkgs+=(bubblewrap)
+command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+command -v pdftoppm >/dev/null 2>&1 || pkgs+=(poppler-utils)
+[ ${#pkgs[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "bubblewrap is missing: install it with your OS package manager (e.g. apt-get install bubblewrap)" >&2
+    echo "missing: ${pkgs[*]}: install them with your OS package manager (e.g. apt-get install ${pkgs[*]})" >&2
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y --no-install-recommends bubblewrap >/dev/null 2>&1 || {
+apt-get install -y --no-install-recommends "${pkgs[@]}" >/dev/null 2>&1 || {
     apt-get update >/dev/null
-    apt-get install -y --no-install-recommends bubblewrap >/dev/null
+    apt-get install -y --no-install-recommends "${pkgs[@]}" >/dev/null
 }
-command -v bwrap >/dev/null
+command -v bwrap >/dev/null && command -v chromium >/dev/null && command -v pdftoppm >/dev/null

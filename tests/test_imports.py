@@ -6,6 +6,7 @@ import sys
 import pytest
 
 import langchain_codevision
+import langchain_codevision.eval
 from langchain_codevision import kernel, loop, models, protocol, rewards
 
 EXPECTED_ALL = [
@@ -130,6 +131,23 @@ KERNEL_ALL = [
     "plan_jail",
 ]
 
+EVAL_ALL = [
+    "PAPER_COLUMNS",
+    "EvalItem",
+    "EvalRun",
+    "Score",
+    "aevaluate",
+    "evaluate",
+    "load_dataset",
+    "orientation_diagnostic",
+    "read_results",
+    "score_item",
+    "summarise",
+    "transformed_variants",
+    "write_outputs",
+    "write_viewer",
+]
+
 REWARDS_ALL = [
     "CORE_OPS",
     "ORIENTATION_OPS",
@@ -170,8 +188,9 @@ REWARDS_ALL = [
         (models, MODELS_ALL),
         (kernel, KERNEL_ALL),
         (rewards, REWARDS_ALL),
+        (langchain_codevision.eval, EVAL_ALL),
     ],
-    ids=["langchain_codevision", "protocol", "loop", "models", "kernel", "rewards"],
+    ids=["langchain_codevision", "protocol", "loop", "models", "kernel", "rewards", "eval"],
 )
 def test_public_names_are_pinned(package, expected) -> None:
     assert sorted(package.__all__) == sorted(expected)
