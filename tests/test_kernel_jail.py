@@ -124,7 +124,8 @@ def test_host_files_are_invisible_and_unwritable(pair, tmp_path: Path) -> None:
     before = package_file.read_bytes()
     code = f"""
         attempts = {{'read': [{str(secret)!r}, '/etc/shadow', '/root/.bash_history'],
-                    'write': [{str(package_file)!r}, '/etc/codevision-pwned', '/root/pwned',
+                    'write': [{str(package_file)!r}, '/codevision-lib/__init__.py',
+                              '/codevision-lib/_launch.py', '/etc/codevision-pwned', '/root/pwned',
                               '/usr/local/bin/pwned', {str(tmp_path / "pwned")!r}]}}
         for path in attempts['read']:
             try:

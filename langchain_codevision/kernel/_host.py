@@ -21,7 +21,15 @@ from typing import Any
 
 from .cgroups import KernelCgroup
 from .hostdirs import KernelFiles, allocate_ids, run_root
-from .jail import JAIL_DIR, JailPlan, plain_command, supervisor_command, supervisor_env
+from .jail import (
+    JAIL_DIR,
+    JAIL_LIB,
+    KERNEL_LIB,
+    JailPlan,
+    plain_command,
+    supervisor_command,
+    supervisor_env,
+)
 from .limits import KernelLimits
 from .sandbox import scrub_environment
 
@@ -78,6 +86,10 @@ class KernelHost:
     def transfer_dir(self) -> Path:
         """Where pixels move between host and kernel (as the kernel sees it)."""
         return self.area / "px"
+
+    def kernel_lib_file(self, name: str) -> str:
+        """Where a file of this folder (e.g. ``_runtime.py``) lies, as the kernel sees it."""
+        return f"{JAIL_LIB}/{name}" if self.jailed else str(KERNEL_LIB / name)
 
     @property
     def ipc_prefix(self) -> str:

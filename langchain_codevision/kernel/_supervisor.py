@@ -8,6 +8,7 @@ kernel's, and when it dies (closed session, SIGKILLed host) the jail dies with i
 Jail layout, the same for both backends::
 
     /usr /etc /lib* /bin ... the Python prefixes   host paths, read-only
+    /codevision-lib                                this folder (launcher, runtime), read-only
     /proc                                          the jail's own PID namespace
     /dev                                           null, zero, full, random, urandom, tty
     /run/cv                                        size-capped tmpfs, the only writable place:
@@ -136,8 +137,9 @@ def _mirror(status: int, via_bwrap: bool) -> None:
 
 # --------------------------------------------------------------------------- bubblewrap
 def _run_bwrap(config: dict, kernel_conn: bytes) -> tuple[int, bool]:
+    lib_source, lib_target = config["lib"]
     if config.get("uid") is not None and os.getuid() == 0:
-        _expose_hidden(config["ro_paths"], config["uid"])
+        _expose_hidden([*config["ro_paths"], lib_source], config["uid"])
     data_read, data_write = os.pipe()
     os.write(data_write, kernel_conn)
     os.close(data_write)
@@ -152,7 +154,7 @@ def _run_bwrap(config: dict, kernel_conn: bytes) -> tuple[int, bool]:
             argv += ["--symlink", os.readlink(path), path]
         elif os.path.exists(path):
             argv += ["--ro-bind", path, path]
-    argv += ["--dir", "/dev"]
+    argv += ["--ro-bind", lib_source, lib_target, "--dir", "/dev"]
     for name in DEVICES:
         if os.path.exists(f"/dev/{name}"):
             argv += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
@@ -276,7 +278,8 @@ def _namespace_child(config: dict, kernel_conn: bytes, alive_fd: int, ready_fd: 
     owner = (config["uid"], config["gid"]) if os.getuid() == 0 and config.get("uid") else (0, 0)
     # Sources are opened before the new root covers /tmp, so any host path can be shown.
     sources = {}
-    for path in [*config["ro_paths"], *(f"/dev/{name}" for name in DEVICES)]:
+    lib_source, lib_target = config["lib"]
+    for path in [*config["ro_paths"], lib_source, *(f"/dev/{name}" for name in DEVICES)]:
         if os.path.islink(path) and not path.startswith("/dev/"):
             sources[path] = os.readlink(path)
         elif os.path.exists(path):
@@ -291,6 +294,7 @@ def _namespace_child(config: dict, kernel_conn: bytes, alive_fd: int, ready_fd: 
         elif source is not None:
             directory = stat.S_ISDIR(os.fstat(source).st_mode)
             _bind(f"/proc/self/fd/{source}", new_root + path, directory=directory)
+    _bind(f"/proc/self/fd/{sources[lib_source]}", new_root + lib_target, directory=True)
     _make_dev(new_root, sources)
     for source in sources.values():
         if isinstance(source, int):

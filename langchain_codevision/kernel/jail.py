@@ -55,6 +55,7 @@ from .sandbox import IsolationError, IsolationPolicy
 __all__ = [
     "CORE_LAYERS",
     "JAIL_DIR",
+    "JAIL_LIB",
     "JailBackend",
     "JailPlan",
     "backend_support",
@@ -67,6 +68,9 @@ SUPERVISOR = KERNEL_LIB / "_supervisor.py"
 LAUNCHER = KERNEL_LIB / "_launch.py"
 JAIL_DIR = "/run/cv"
 """Where the kernel's writable tmpfs lies inside the jail (see ``_supervisor.py``)."""
+JAIL_LIB = "/codevision-lib"
+"""Where this folder (launcher, kernel runtime) is shown read-only inside the jail, wherever
+the package is installed (a checkout below ``/tmp`` included)."""
 
 JailBackend = Literal["auto", "bwrap", "namespaces"]
 CORE_LAYERS = ("user", "pid", "mount", "net", "ipc", "rlimits")
@@ -76,9 +80,9 @@ SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", 
 
 
 def readonly_paths(python: str | None = None) -> list[str]:
-    """The host paths a jailed kernel sees (read-only): system dirs, Python, this folder."""
+    """The host paths a jailed kernel sees at their own place (read-only): system, Python."""
     paths = [p for p in SYSTEM_PATHS if os.path.lexists(p)]
-    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(KERNEL_LIB)}
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
     prefixes.update(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
     prefixes.update(site.getsitepackages())
     prefixes.update(os.environ.get("PYTHONPATH", "").split(os.pathsep))
@@ -130,7 +134,8 @@ def _probe_config(backend: str, bwrap: str | None, host_dir: str) -> dict[str, o
         "quota_bytes": 1 << 20,
         "cgroups": [],
         "parent_pid": os.getpid(),
-        "kernel_argv": [sys.executable, "-E", "-s", "-c", "open('/run/cv/work/ok','w')"],
+        "lib": [str(KERNEL_LIB), JAIL_LIB],
+        "kernel_argv": [sys.executable, "-E", "-s", f"{JAIL_LIB}/_probe.py"],
         "kernel_env": {"PATH": os.defpath},
     }
 
@@ -263,7 +268,8 @@ def supervisor_env(
         "quota_bytes": quota_bytes,
         "cgroups": cgroups,
         "parent_pid": os.getpid(),
-        "kernel_argv": [python, str(LAUNCHER), "-f", f"{JAIL_DIR}/kernel.json"],
+        "lib": [str(KERNEL_LIB), JAIL_LIB],
+        "kernel_argv": [python, f"{JAIL_LIB}/{LAUNCHER.name}", "-f", f"{JAIL_DIR}/kernel.json"],
         "kernel_env": dict(kernel_env),
     }
     return {"CODEVISION_JAIL": json.dumps(config), "PATH": os.defpath}

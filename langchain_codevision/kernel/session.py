@@ -425,7 +425,7 @@ class KernelSession:
             [
                 "import importlib.util as _cv_util, sys as _cv_sys",
                 f"_cv_spec = _cv_util.spec_from_file_location('codevision_kernel_runtime', "
-                f"{str(RUNTIME_PATH)!r})",
+                f"{self.host.kernel_lib_file(RUNTIME_PATH.name)!r})",
                 "_cv_mod = _cv_util.module_from_spec(_cv_spec)",
                 "_cv_sys.modules[_cv_spec.name] = _cv_mod",
                 "_cv_spec.loader.exec_module(_cv_mod)",
