@@ -13,8 +13,7 @@ The public API, imported lazily so that ``import langchain_codevision`` stays ch
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from langchain_codevision._lazy import lazy_names
 
 _EXPORTS = {
     "ChatLocalVLM": "langchain_codevision.models",
@@ -38,14 +37,4 @@ __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'langchain_codevision' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

@@ -11,8 +11,7 @@ Nothing heavy (torch, trl, peft) is imported until a trainer is built.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from langchain_codevision._lazy import lazy_names
 
 __all__ = [
     "CodeVisionEnvironment",
@@ -57,14 +56,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)
