@@ -183,14 +183,19 @@ async def run_no_tool(
         turns=1,
         stop_reason="answer" if "<answer>" in text else "no_tool_call",
         reply=text,
-        tool={
-            "calls": 0,
-            "errors": 0,
-            "had_error": False,
-            "recovered": False,
-            "ops_used": [],
-            "emergent_ops": [],
-            "expected": list(item.expected),
-        },
+        tool=no_tool_use(item),
     )
     return row
+
+
+def no_tool_use(item: Any) -> dict[str, Any]:
+    """The tool-use statistics of an item that ran no tool call."""
+    return {
+        "calls": 0,
+        "errors": 0,
+        "had_error": False,
+        "recovered": False,
+        "ops_used": [],
+        "emergent_ops": [],
+        "expected": list(item.expected),
+    }

@@ -32,7 +32,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from langchain_codevision.eval._episodes import ARMS, row_key, run_no_tool, tool_row
+from langchain_codevision.eval._episodes import ARMS, no_tool_use, row_key, run_no_tool, tool_row
 from langchain_codevision.eval.datasets import EvalItem
 from langchain_codevision.kernel import KernelPool
 from langchain_codevision.protocol import get_profile
@@ -151,15 +151,7 @@ def _failed_row(item: EvalItem, arm: str, error: str, attempts: int) -> dict[str
         "steps": [],
         "images": [],
         "turns": 0,
-        "tool": {
-            "calls": 0,
-            "errors": 0,
-            "had_error": False,
-            "recovered": False,
-            "ops_used": [],
-            "emergent_ops": [],
-            "expected": list(item.expected),
-        },
+        "tool": no_tool_use(item),
     }
 
 

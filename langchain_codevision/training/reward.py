@@ -19,19 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langchain_codevision.rewards.breakdown import TERMS
+
 __all__ = ["BREAKDOWN_TERMS", "CodeVisionReward"]
 
-BREAKDOWN_TERMS = (
-    "total",
-    "accuracy",
-    "format",
-    "mandatory",
-    "necessity",
-    "usage_penalty",
-    "spurious_penalty",
-    "exact",
-    "emerge",
-)
+BREAKDOWN_TERMS = ("total", *TERMS)
 """The reward terms logged per step (means) and per rollout (``rewards.jsonl``)."""
 
 
