@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from ._loop import get_loop, run_async, run_sync, submit
+from .provider import LOCAL, make_session
 from .session import KernelSession, KernelStartError
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class KernelPool:
         recycle: ``"replace"`` (default: a fresh jailed process per episode) or ``"reset"``
             (clear state, keep the process; trusted code only).
         prestart: Start the warm kernels immediately in the background.
+        kernel: Where kernels run: ``"local"`` (default; see :mod:`.provider`).
         **session_kwargs: Passed to every :class:`KernelSession` (limits, isolation, ...).
     """
 
@@ -54,6 +56,7 @@ class KernelPool:
         max_size: int | None = None,
         recycle: Literal["reset", "replace"] = "replace",
         prestart: bool = True,
+        kernel: str = LOCAL,
         **session_kwargs: Any,
     ) -> None:
         if size < 0:
@@ -63,6 +66,8 @@ class KernelPool:
         if recycle not in ("reset", "replace"):
             raise ValueError(f"recycle must be 'reset' or 'replace', got {recycle!r}")
         self.recycle = recycle
+        self.kernel = kernel
+        make_session(kernel, **session_kwargs)  # fail here on a bad spec, not at first use
         self.session_kwargs = session_kwargs
         self._idle: list[KernelSession] = []
         self._lent: set[KernelSession] = set()
@@ -189,7 +194,7 @@ class KernelPool:
             self._spawn(self._start_one())
 
     async def _start_one(self) -> None:
-        session = KernelSession(**self.session_kwargs)
+        session = make_session(self.kernel, **self.session_kwargs)
         try:
             await session._start()
         except Exception as exc:
