@@ -9,6 +9,7 @@ The public API, imported lazily so that ``import langchain_codevision`` stays ch
 * :class:`KernelSession`, :class:`KernelPool`, :class:`KernelLimits`: the sandboxed kernels.
 * :class:`ChatLocalVLM`: a local transformers vision-language chat model (``[local]`` extra).
 * :func:`score_rollout`, :func:`score_group`: the dense tool-aware reward.
+* :func:`trajectory_images`: an episode's images (``out["images"]``) as PIL images.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _EXPORTS = {
     "parse_model_output": "langchain_codevision.protocol",
     "score_group": "langchain_codevision.rewards",
     "score_rollout": "langchain_codevision.rewards",
+    "trajectory_images": "langchain_codevision.images",
 }
 
 __all__ = sorted(_EXPORTS)

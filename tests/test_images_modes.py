@@ -127,7 +127,8 @@ def test_results_in_wide_modes_reach_blocks_and_trajectories() -> None:
         )
         stored = trajectory_image(image, 1, "tool", 1)
         assert Image.open(io.BytesIO(stored["png"])).size == (300, 200)
-        assert isinstance(serialisable_image_input(None, image), bytes)
+        kept = serialisable_image_input(None, image)  # lazily: PNG only when serialised
+        assert Image.open(io.BytesIO(kept["png"])).size == (300, 200)
 
 
 def test_every_mode_pil_knows_loads_or_is_refused_precisely() -> None:
@@ -199,7 +200,7 @@ def test_arrays_are_converted(name) -> None:
     assert loaded.getpixel((0, 0)) == first
     if second:
         assert loaded.getpixel((1, 0)) == second[0]
-    assert isinstance(serialisable_image_input(None, array), bytes)
+    assert load_image(serialisable_image_input(None, array)["png"]).size == loaded.size
 
 
 @pytest.mark.parametrize(

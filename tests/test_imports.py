@@ -25,6 +25,7 @@ EXPECTED_ALL = [
     "parse_model_output",
     "score_group",
     "score_rollout",
+    "trajectory_images",
 ]
 
 PROTOCOL_ALL = [

@@ -25,7 +25,8 @@ from langchain_codevision.images import (
     ImageFormat,
     PixelBudget,
     TrajectoryImage,
-    budget_size,
+    encode_image,
+    fit_pixel_budget,
     image_from_block,
     to_image_block,
     trajectory_image,
@@ -70,21 +71,23 @@ def encode_step_image(
     origin: str = "input",
     step: int | None = None,
 ) -> tuple[dict[str, Any], TrajectoryImage]:
-    """The model's image block and the trajectory's lossless copy of one image.
+    """The model's image block and the trajectory's copy of one image: one encode at most.
 
-    When the image already fits the budget and the model gets PNG, one encode serves both.
+    The model's copy is resized into ``budget`` first, then encoded once; the trajectory
+    keeps the full-resolution pixels and encodes them only when asked (a checkpointer, an
+    export). When the image already fits and the model gets PNG, the trajectory reuses the
+    model's PNG bytes, so it is never encoded again.
     """
-    fits = budget is None or budget_size(*image.size, budget) == image.size
-    if fmt == "png" and fits:
-        stored = trajectory_image(image, index, origin, step)
-        block = {
-            "type": "image",
-            "base64": base64.b64encode(stored["png"]).decode("ascii"),
-            "mime_type": "image/png",
-            "id": f"{IMAGE_ID_PREFIX}{index}",
-        }
-        return block, stored
-    return image_block(image, index, budget, fmt), trajectory_image(image, index, origin, step)
+    view = fit_pixel_budget(image, budget)
+    data = encode_image(view, fmt)
+    block = {
+        "type": "image",
+        "base64": base64.b64encode(data).decode("ascii"),
+        "mime_type": f"image/{fmt}",
+        "id": f"{IMAGE_ID_PREFIX}{index}",
+    }
+    shared = data if fmt == "png" and view is image else None
+    return block, trajectory_image(image, index, origin, step, png=shared)
 
 
 def opening_messages(

@@ -9,6 +9,7 @@ everything but their I/O (model calls and kernel calls).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -25,6 +26,7 @@ from langchain_codevision.images import (
     ImageFormat,
     ImageInputError,
     PixelBudget,
+    as_trajectory_image,
     load_image,
     trajectory_image,
 )
@@ -105,7 +107,7 @@ class CodeVisionNodes:
             sources = list(raw) if isinstance(raw, (list, tuple)) else [raw]
             if not sources:
                 raise ImageInputError("'image' is an empty list")
-            pil = [load_image(src) for src in sources]
+            pil = [load_image(_pixels_of(src)) for src in sources]
             encoded = [
                 encode_step_image(img, i, self.budget, self.image_format)
                 for i, img in enumerate(pil)
@@ -346,6 +348,13 @@ class CodeVisionNodes:
         """Failures go to ``reflect``; otherwise back to the model."""
         pending = state.get("pending") or {}
         return "reflect" if pending.get("failures") else "model"
+
+
+def _pixels_of(source: Any) -> Any:
+    """An input kept by the state's reducer (a lazy trajectory image) as its pixels."""
+    if isinstance(source, Mapping) and "png" in source and "index" in source:
+        return as_trajectory_image(source).image
+    return source
 
 
 def _call(name: str, arguments: Any, call_id: str | None, notes: list[str]) -> PendingCall:

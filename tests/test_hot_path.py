@@ -1,0 +1,177 @@
+"""The graph's hot path: images stay pixels until something needs their PNG.
+
+Real kernels, real graphs, a scripted model; every image is checked pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import pickle
+
+import numpy as np
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from PIL import Image, ImageDraw
+
+import langchain_codevision
+from langchain_codevision import create_codevision_graph, trajectory_images
+from langchain_codevision.images import (
+    PixelBudget,
+    TrajectoryImage,
+    decode_trajectory_image,
+    encode_image,
+    fit_pixel_budget,
+    trajectory_image,
+)
+from langchain_codevision.kernel import KernelPool
+from langchain_codevision.loop import ImageAwareSerializer
+from tests.scripted_model import ScriptedChatModel, text_call
+
+ANSWER = "<answer>done</answer>"
+ROTATE = "result = image.rotate(90, expand=True)"
+CROP = "result = image.crop((10, 10, 206, 122))"  # 196x112: fits the grid
+
+
+@pytest.fixture(scope="module")
+def pool() -> KernelPool:
+    with KernelPool(size=1) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def page() -> Image.Image:
+    image = Image.new("RGB", (420, 260), "white")
+    draw = ImageDraw.Draw(image)
+    for row in range(8):
+        draw.text((12, 10 + 30 * row), f"row {row}: 0123456789 abcdef", fill="black")
+    draw.rectangle((330, 150, 400, 240), fill=(200, 30, 60))
+    return image
+
+
+def same(a: Image.Image, b: Image.Image) -> bool:
+    return a.mode == b.mode and a.size == b.size and a.tobytes() == b.tobytes()
+
+
+def sent_images(model: ScriptedChatModel) -> list[Image.Image]:
+    """Every image block the model was sent, decoded, in order of first appearance."""
+    seen: dict[str, Image.Image] = {}
+    for request in model.received:
+        for message in request:
+            for block in message.content if isinstance(message.content, list) else []:
+                if isinstance(block, dict) and block.get("type") == "image":
+                    data = base64.b64decode(block["base64"])
+                    seen.setdefault(block["id"], Image.open(io.BytesIO(data)).copy())
+    return list(seen.values())
+
+
+def run(pool, page, replies, **kwargs):
+    model = ScriptedChatModel(replies=replies, dialect="text")
+    graph = create_codevision_graph(model, pool=pool, **kwargs)
+    return model, graph
+
+
+def test_no_png_is_made_for_the_trajectory_without_a_checkpointer(pool, page) -> None:
+    budget = {"min_pixels": 28 * 28, "max_pixels": 150 * 28 * 28}  # 420x260 does not fit
+    model, graph = run(pool, page, [text_call(ROTATE), text_call(CROP, 1), ANSWER], **budget)
+    out = graph.invoke({"image": page, "question": "q"})
+    assert [s["ok"] for s in out["steps"]] == [True, True]
+    images = out["images"]
+    assert all(isinstance(item, TrajectoryImage) for item in images)
+    assert [item.encoded for item in images] == [False, False, True]  # the crop fits
+    rotated = page.rotate(90, expand=True)
+    expected = [page, rotated, rotated.crop((10, 10, 206, 122))]
+    assert all(same(item.image, want) for item, want in zip(images, expected, strict=True))
+    shown = sent_images(model)
+    want = PixelBudget(28 * 28, 150 * 28 * 28)
+    assert len(shown) == 3
+    for view, full in zip(shown, expected, strict=True):
+        assert same(view.convert(full.mode), fit_pixel_budget(full, want))  # lossless view
+    # the fitting crop's trajectory PNG is the very bytes the model got
+    assert decode_trajectory_image(images[2]).tobytes() == shown[2].tobytes()
+
+
+def test_trajectory_images_are_public_copies(pool, page) -> None:
+    _, graph = run(pool, page, [text_call(ROTATE), ANSWER])
+    out = graph.invoke({"image": page, "question": "q"})
+    assert langchain_codevision.trajectory_images is trajectory_images
+    first, second = trajectory_images(out)
+    assert same(first, page) and same(second, page.rotate(90, expand=True))
+    ImageDraw.Draw(first).rectangle((0, 0, 50, 50), fill="black")
+    assert same(out["images"][0].image, page)  # the state kept its own pixels
+    assert [im.size for im in trajectory_images(out["images"])] == [(420, 260), (260, 420)]
+    assert trajectory_images({"answer": None}) == []
+
+
+def test_checkpointed_episode_resumes_in_a_new_graph(pool, page) -> None:
+    saver = InMemorySaver()
+    config = {"configurable": {"thread_id": "hot-path"}}
+    replies = [text_call(ROTATE), text_call(CROP, 1), ANSWER]
+    _, first = run(pool, page, replies, checkpointer=saver)
+    first.invoke({"image": page, "question": "q"}, config, interrupt_before=["execute"])
+    first.invoke(None, config, interrupt_before=["execute"])  # ran step 1, stops before 2
+    paused = first.get_state(config).values
+    first.codevision_nodes.kernels.release(paused["episode_id"])
+    assert len(paused["images"]) == 2 and all(i.encoded for i in paused["images"])
+    # a new graph (new kernels) picks the episode up from the checkpoint alone
+    model = ScriptedChatModel(replies=[ANSWER], dialect="text")  # step 2 was decided
+    second = create_codevision_graph(model, pool=pool, checkpointer=saver)
+    out = second.invoke(None, config)
+    assert out["answer"] == "done" and [s["ok"] for s in out["steps"]] == [True, True]
+    rotated = page.rotate(90, expand=True)
+    got = trajectory_images(out)
+    assert same(got[1], rotated) and same(got[2], rotated.crop((10, 10, 206, 122)))
+    assert all(
+        isinstance(item, TrajectoryImage) for item in second.get_state(config).values["images"]
+    )
+
+
+def test_trajectory_image_serialises_as_png_everywhere(page) -> None:
+    item = trajectory_image(page, 3, "tool", 2)
+    assert not item.encoded and dict(item.metadata()) == {
+        "index": 3,
+        "origin": "tool",
+        "step": 2,
+        "width": 420,
+        "height": 260,
+    }
+    restored = pickle.loads(pickle.dumps(item))
+    assert item.encoded and restored == item and same(restored.image, page)
+    assert copy.deepcopy(item) is item
+    stock = JsonPlusSerializer()
+    back = stock.loads_typed(stock.dumps_typed({"images": [item]}))["images"][0]
+    assert isinstance(back, TrajectoryImage) and same(back.image, page)
+    strict = JsonPlusSerializer(allowed_msgpack_modules=None)
+    plain = strict.loads_typed(strict.dumps_typed([item]))[0]
+    assert same(decode_trajectory_image(plain), page) and plain["index"] == 3
+    wrapped = ImageAwareSerializer(JsonPlusSerializer())
+    kind, data = wrapped.dumps_typed({"images": [item], "image": page})
+    loaded = wrapped.loads_typed((kind, data))
+    assert isinstance(loaded["images"][0], TrajectoryImage) and loaded["images"][0] == item
+    assert same(Image.open(io.BytesIO(loaded["image"])), page)
+    assert item["png"] is item["png"]  # encoded once
+    with pytest.raises(KeyError):
+        item["pixels"]
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+@pytest.mark.parametrize("size", [(1, 1), (3, 7), (257, 31)])
+def test_fast_png_is_lossless(mode, size) -> None:
+    rng = np.random.default_rng(7)
+    bands = len(mode)
+    array = rng.integers(0, 256, (size[1], size[0], bands), dtype=np.uint8)
+    image = Image.fromarray(array[..., 0] if bands == 1 else array, mode)
+    data = encode_image(image, "png")
+    decoded = Image.open(io.BytesIO(data))
+    decoded.load()
+    assert decoded.format == "PNG" and same(decoded, image)
+
+
+def test_png_with_a_colour_profile_keeps_it(page) -> None:
+    profile = b"\0" * 16  # carried as metadata: the writer must not drop it
+    tagged = page.copy()
+    tagged.info["icc_profile"] = profile
+    decoded = Image.open(io.BytesIO(encode_image(tagged, "png")))
+    assert decoded.info.get("icc_profile") == profile and same(decoded.convert("RGB"), page)
