@@ -17,6 +17,7 @@ EXPECTED_ALL = [
     "KernelLimits",
     "KernelPool",
     "KernelSession",
+    "OfflineOCRModel",
     "ProtocolProfile",
     "create_codevision_graph",
     "get_profile",
@@ -110,6 +111,7 @@ LOOP_ALL = [
 
 MODELS_ALL = [
     "ChatLocalVLM",
+    "OfflineOCRModel",
     "OfflineOrientationModel",
     "TextPolicyModel",
     "build_tiny_lora_adapter",
@@ -121,6 +123,7 @@ MODELS_ALL = [
 KERNEL_ALL = [
     "ExecutionError",
     "ExecutionResult",
+    "GatewayKernelSession",
     "IsolationError",
     "IsolationPolicy",
     "JailPlan",

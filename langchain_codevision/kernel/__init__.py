@@ -4,6 +4,7 @@ Key pieces:
 
 * :class:`KernelSession`: one kernel (sync and async API, context manager).
 * :class:`KernelPool`: warm kernels, handed out per episode and recycled.
+* :class:`GatewayKernelSession`: the same session on a Jupyter Kernel Gateway.
 * :class:`KernelLimits` and :class:`IsolationPolicy`: the sandbox settings.
 * :func:`plan_jail` / :class:`JailPlan`: which jail layers this machine offers (see
   :mod:`.jail` for what each layer stops).
@@ -16,6 +17,7 @@ Example:
     '42\\n'
 """
 
+from .gateway import GatewayKernelSession
 from .jail import JailPlan, plan_jail
 from .limits import KernelLimits
 from .pool import KernelPool
@@ -26,6 +28,7 @@ from .session import KernelSession, KernelStartError
 __all__ = [
     "ExecutionError",
     "ExecutionResult",
+    "GatewayKernelSession",
     "IsolationError",
     "IsolationPolicy",
     "JailPlan",

@@ -1,8 +1,9 @@
 """Where a pool's kernels come from: a kernel spec string names the provider.
 
 * ``"local"`` (default): a :class:`~.session.KernelSession` on this host, in its own jail.
-
-Other providers register a URL scheme here (remote kernels add ``gateway+http://...``).
+* ``"gateway+http://host:port"`` or ``"gateway+https://host/base"``: a
+  :class:`~.gateway.GatewayKernelSession` on a Jupyter Kernel Gateway (keyword arguments
+  such as ``token``, ``kernel_name``, ``request_timeout`` go to it).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import Any
 
 from .session import KernelSession
 
-__all__ = ["LOCAL", "make_session"]
+__all__ = ["GATEWAY_PREFIX", "LOCAL", "make_session"]
 
 LOCAL = "local"
+GATEWAY_PREFIX = "gateway+"
 
 
 def make_session(kernel: str = LOCAL, **session_kwargs: Any) -> KernelSession:
@@ -24,4 +26,10 @@ def make_session(kernel: str = LOCAL, **session_kwargs: Any) -> KernelSession:
     """
     if kernel == LOCAL:
         return KernelSession(**session_kwargs)
-    raise ValueError(f"unknown kernel {kernel!r}: expected 'local'")
+    if isinstance(kernel, str) and kernel.startswith(GATEWAY_PREFIX):
+        from .gateway import GatewayKernelSession
+
+        return GatewayKernelSession(kernel, **session_kwargs)
+    raise ValueError(
+        f"unknown kernel {kernel!r}: expected 'local' or 'gateway+http(s)://host:port'"
+    )

@@ -150,6 +150,7 @@ def create_codevision_graph(
     repair: bool = False,
     code_timeout: float | None = None,
     pool: KernelPool | None = None,
+    kernel: str | None = None,
     checkpointer: Any = None,
     name: str = "codevision",
 ) -> Any:
@@ -183,6 +184,8 @@ def create_codevision_graph(
         repair: Repair code before running it (fences, indentation, crop boxes).
         code_timeout: Seconds per tool call (default: the pool's kernel limit).
         pool: Kernel pool (default: a shared pool of 2 warm kernels per profile preamble).
+        kernel: Kernel spec for a pool of this graph's own when ``pool`` is not given
+            (``"gateway+http://host:8888"``: remote kernels; see ``kernel/provider.py``).
         checkpointer: A LangGraph checkpointer (state, images included, serialises).
         name: The graph's name.
 
@@ -231,7 +234,12 @@ def create_codevision_graph(
             budget=budget,
             image_format=image_format,
         ),
-        kernels=EpisodeKernels(pool, preamble=chosen_profile.preamble),
+        kernels=EpisodeKernels(
+            pool
+            if pool is not None or kernel in (None, "local")
+            else KernelPool(kernel=kernel, preamble=chosen_profile.preamble),
+            preamble=chosen_profile.preamble,
+        ),
     )
     builder = StateGraph(
         CodeVisionState, input_schema=CodeVisionInput, output_schema=CodeVisionOutput

@@ -1,0 +1,312 @@
+"""Remote kernels through a real ``jupyter kernelgateway`` on 127.0.0.1.
+
+The gateway runs as a subprocess of this module (its own port, token and Jupyter folders
+under pytest's temporary directory); sessions, pools and graph episodes go through it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from langchain_codevision import create_codevision_graph
+from langchain_codevision.images import decode_trajectory_image
+from langchain_codevision.kernel import (
+    GatewayKernelSession,
+    KernelLimits,
+    KernelPool,
+    KernelStartError,
+)
+from langchain_codevision.kernel._loop import run_sync
+from langchain_codevision.kernel.provider import make_session
+from tests.scripted_model import ScriptedChatModel, text_call
+
+TOKEN = "test-token-3141"
+LIMITS = KernelLimits(timeout=15, interrupt_grace=3, startup_timeout=60)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_gateway(root: Path, port: int, *extra: str) -> subprocess.Popen:
+    """A kernel gateway on 127.0.0.1:port with its own Jupyter folders under ``root``."""
+    env = dict(os.environ)
+    for name in ("runtime", "data", "config", "tmp"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    env.update(
+        JUPYTER_RUNTIME_DIR=str(root / "runtime"),
+        JUPYTER_DATA_DIR=str(root / "data"),
+        JUPYTER_CONFIG_DIR=str(root / "config"),
+        TMPDIR=str(root / "tmp"),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "kernel_gateway",
+        "--KernelGatewayApp.ip=127.0.0.1",
+        f"--KernelGatewayApp.port={port}",
+        "--KernelGatewayApp.port_retries=0",
+        f"--KernelGatewayApp.auth_token={TOKEN}",
+        "--JupyterWebsocketPersonality.list_kernels=True",
+        *extra,
+    ]
+    log = open(root / "gateway.log", "wb")  # noqa: SIM115 (closed with the process)
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    process.log = log  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError((root / "gateway.log").read_text()[-2000:])
+        try:
+            response = httpx.get(
+                f"http://127.0.0.1:{port}/api/kernelspecs",
+                headers={"Authorization": f"token {TOKEN}"},
+                timeout=2,
+            )
+            if response.status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    stop_gateway(process)
+    raise RuntimeError("the kernel gateway did not come up")
+
+
+def stop_gateway(process: subprocess.Popen) -> None:
+    """SIGTERM the gateway we started (it shuts its kernels down), SIGKILL if it hangs."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    process.log.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory) -> Iterator[str]:
+    """The ``gateway+http://...`` kernel spec of a running gateway."""
+    port = free_port()
+    process = start_gateway(tmp_path_factory.mktemp("gateway"), port)
+    yield f"gateway+http://127.0.0.1:{port}"
+    stop_gateway(process)
+
+
+@pytest.fixture(scope="module")
+def remote(gateway) -> Iterator[GatewayKernelSession]:
+    session = make_session(gateway, token=TOKEN, limits=LIMITS)
+    assert isinstance(session, GatewayKernelSession)
+    session.start()
+    yield session
+    session.close()
+
+
+def kernel_ids(spec: str) -> set[str]:
+    url = spec.removeprefix("gateway+")
+    response = httpx.get(f"{url}/api/kernels", headers={"Authorization": f"token {TOKEN}"})
+    return {model["id"] for model in response.json()}
+
+
+def noise(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
+    bands = {"L": (), "RGB": (3,), "RGBA": (4,)}[mode]
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, *bands), dtype=np.uint8))
+
+
+def test_execute_keeps_state_and_reports_like_a_local_kernel(remote) -> None:
+    first = remote.execute("x = 6 * 7\nprint(x)")
+    assert first.ok and first.stdout == "42\n"
+    second = remote.execute("x + 1")
+    assert second.ok and second.text == "43"
+    failed = remote.execute("1 / 0")
+    assert failed.error is not None and failed.error.name == "ZeroDivisionError"
+    assert "codevision_kernel_runtime" not in failed.error.traceback
+    assert remote.execute("print(x)").stdout == "42\n"  # an error keeps the state
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+def test_images_travel_as_raw_pixels_both_ways(remote, mode) -> None:
+    image = noise(301, 203, mode, seed=len(mode))
+    before = dict(remote.stats)
+    remote.put_image(0, image)
+    assert remote.stats["pixel_bytes_in"] - before[
+        "pixel_bytes_in"
+    ] == image.width * image.height * len(mode)
+    out = remote.execute(
+        "result = image.rotate(90, expand=True)", image=0, collect=("result",), register_as=1
+    )
+    assert out.ok, out.error
+    (result,) = out.result_images
+    assert result.image.mode == mode
+    assert np.array_equal(np.asarray(result.image), np.asarray(image.rotate(90, expand=True)))
+    # the registered result is usable by the next cell, and display() images come back too
+    shown = remote.execute("display(image.crop((0, 0, 7, 5)))", image=1)
+    assert shown.ok and [img.size for img in shown.images] == [(7, 5)]
+    assert np.array_equal(np.asarray(shown.images[0].image), np.asarray(result.image)[:5, :7])
+
+
+def test_binding_and_errors_follow_the_runtime_contract(remote) -> None:
+    remote.put_image("page", noise(40, 30))
+    missing = remote.execute("result = image", image="nope", collect=("result",))
+    assert missing.error is not None and "image_index 'nope' does not exist" in missing.error.value
+    array = remote.execute(
+        "result = np.zeros((20, 10), dtype=np.float32) + 0.5", image="page", collect=("result",)
+    )
+    assert array.result_images[0].converted_from == "ndarray"
+    assert array.result_images[0].size == (10, 20)
+
+
+def test_output_and_result_limits_apply(gateway) -> None:
+    limits = KernelLimits(timeout=15, max_output_chars=1000, max_result_pixels=10_000)
+    with GatewayKernelSession(gateway, token=TOKEN, limits=limits) as session:
+        printed = session.execute("print('x' * 100_000)")
+        assert printed.truncated and len(printed.stdout) < 1200
+        large = session.execute("result = Image.new('RGB', (200, 200))", collect=("result",))
+        assert large.error is not None and "at most 10000" in str(large.error)
+        assert large.result_images == []
+
+
+def test_time_limit_interrupts_and_keeps_variables(remote) -> None:
+    remote.execute("kept = 'yes'")
+    out = remote.execute("while True:\n    pass", timeout=1.5)
+    assert out.timed_out and out.error.name == "Timeout" and not out.restarted
+    assert remote.execute("print(kept)").stdout == "yes\n"
+
+
+def test_a_cell_that_ignores_interrupts_gets_a_restart(gateway) -> None:
+    limits = KernelLimits(timeout=15, interrupt_grace=1)
+    with GatewayKernelSession(gateway, token=TOKEN, limits=limits) as session:
+        session.put_image(0, noise(16, 12))
+        code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"
+        started = time.monotonic()
+        out = session.execute(code, timeout=1)
+        assert out.timed_out and out.restarted and "restarted" in out.error.value
+        assert time.monotonic() - started < 30
+        after = session.execute("result = image", image=0, collect=("result",))
+        assert after.ok and after.result_images[0].size == (16, 12)  # images restored
+
+
+def test_a_dead_kernel_is_reported_and_replaced(gateway) -> None:
+    with GatewayKernelSession(gateway, token=TOKEN, limits=LIMITS) as session:
+        session.put_image(0, noise(8, 8))
+        out = session.execute("import os\nos._exit(3)")
+        assert out.error is not None and out.error.name == "KernelDied" and out.restarted
+        after = session.execute("result = image", image=0, collect=("result",))
+        assert after.ok and after.result_images[0].size == (8, 8)
+
+
+def test_a_dropped_websocket_reconnects_with_the_state(remote) -> None:
+    remote.execute("survivor = 123")
+    run_sync(remote.channels.drop())
+    out = remote.execute("print(survivor)")
+    assert out.ok and out.stdout == "123\n"
+    assert remote.channels.reconnects >= 1
+
+
+def test_wrong_token_is_a_clear_start_error(gateway) -> None:
+    session = GatewayKernelSession(gateway, token="wrong", limits=LIMITS)
+    with pytest.raises(KernelStartError, match="refused the token"):
+        session.start()
+    session.close()
+
+
+def test_token_from_the_environment(gateway, monkeypatch) -> None:
+    monkeypatch.setenv("CODEVISION_GATEWAY_TOKEN", TOKEN)
+    with make_session(gateway, limits=LIMITS) as session:
+        assert session.execute("print('env token')").stdout == "env token\n"
+
+
+def test_gateway_down_is_a_clear_start_error() -> None:
+    session = make_session(f"gateway+http://127.0.0.1:{free_port()}", token=TOKEN)
+    started = time.monotonic()
+    with pytest.raises(KernelStartError, match="no Kernel Gateway answers"):
+        session.start()
+    assert time.monotonic() - started < 15
+    session.close()
+
+
+def test_bad_specs_are_refused() -> None:
+    with pytest.raises(ValueError, match="gateway\\+http"):
+        make_session("gateway+ftp://host")
+    with pytest.raises(ValueError, match="unknown kernel"):
+        make_session("remote://host")
+
+
+def test_pool_of_two_remote_kernels(gateway) -> None:
+    before = kernel_ids(gateway)
+    with KernelPool(size=2, kernel=gateway, token=TOKEN, limits=LIMITS) as pool:
+        pool.wait_ready(120)
+        first, second = pool.acquire(60), pool.acquire(60)
+        try:
+            assert first.kernel_id != second.kernel_id
+            first.execute("who = 'first'")
+            second.execute("who = 'second'")
+            assert first.execute("print(who)").stdout == "first\n"
+            assert second.execute("print(who)").stdout == "second\n"
+        finally:
+            pool.release(first)
+            pool.release(second)
+    assert kernel_ids(gateway) == before  # every remote kernel was deleted
+
+
+def page() -> Image.Image:
+    image = Image.new("RGB", (400, 240), "white")
+    ImageDraw.Draw(image).text((20, 20), "HELLO 42", fill="black")
+    return image
+
+
+def test_graph_episode_through_the_gateway(gateway) -> None:
+    rotated = page().rotate(90, expand=True)
+    model = ScriptedChatModel(
+        replies=[
+            text_call("half = 100\nresult = image.rotate(270, expand=True)"),
+            text_call("result = image.crop((0, 0, 2 * half, half))", image_index=1),
+            "<think>done</think><answer>HELLO 42</answer>",
+        ],
+        dialect="text",
+    )
+    with KernelPool(size=1, kernel=gateway, token=TOKEN, limits=LIMITS) as pool:
+        graph = create_codevision_graph(model, pool=pool)
+        out = graph.invoke({"image": rotated, "question": "What does the page say?"})
+    assert out["answer"] == "HELLO 42" and out["stop_reason"] == "answer"
+    assert [step["ok"] for step in out["steps"]] == [True, True]
+    upright = np.asarray(decode_trajectory_image(out["images"][1]))
+    assert np.array_equal(upright, np.asarray(page()))
+    assert np.array_equal(
+        np.asarray(decode_trajectory_image(out["images"][2])), upright[:100, :200]
+    )
+
+
+def test_graph_builds_its_pool_from_a_kernel_spec(gateway, monkeypatch) -> None:
+    monkeypatch.setenv("CODEVISION_GATEWAY_TOKEN", TOKEN)
+    model = ScriptedChatModel(
+        replies=[text_call("result = ImageOps.mirror(image)"), "<answer>ok</answer>"],
+        dialect="text",
+    )
+    graph = create_codevision_graph(model, kernel=gateway)
+    pool = graph.codevision_nodes.kernels.pool
+    try:
+        assert pool.kernel == gateway
+        out = graph.invoke({"image": page(), "question": "q"})
+        assert out["answer"] == "ok" and out["steps"][0]["ok"]
+        mirrored = np.asarray(decode_trajectory_image(out["images"][1]))
+        assert np.array_equal(mirrored, np.asarray(page())[:, ::-1])
+    finally:
+        pool.close()
