@@ -25,6 +25,7 @@ _EXPORTS = {
     "KernelLimits": "langchain_codevision.kernel",
     "KernelPool": "langchain_codevision.kernel",
     "KernelSession": "langchain_codevision.kernel",
+    "OfflineOCRModel": "langchain_codevision.models",
     "create_codevision_graph": "langchain_codevision.loop.graph",
     "get_profile": "langchain_codevision.protocol",
     "load_image": "langchain_codevision.images",

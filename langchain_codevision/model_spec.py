@@ -24,9 +24,9 @@ def load_chat_model(spec: str | None = None, *, base_url: str | None = None) -> 
     spec = (spec or os.environ.get(ENV_MODEL) or "offline").strip()
     kind, _, name = spec.partition(":")
     if kind == "offline":
-        from .offline import OfflineOrientationModel
+        from .models.ocr_policy import OfflineOCRModel
 
-        return OfflineOrientationModel()
+        return OfflineOCRModel()
     if kind == "openai":
         if not name:
             raise ValueError("spec 'openai:MODEL' needs a model name, e.g. openai:gpt-4o")
