@@ -67,11 +67,11 @@ def test_train_command_reads_a_config_and_flags(capsys) -> None:
 
 
 def test_model_specs(monkeypatch) -> None:
-    assert type(load_chat_model("offline")).__name__ == "OfflineOrientationModel"
+    assert type(load_chat_model("offline")).__name__ == "OfflineOCRModel"
     model = load_chat_model("openai:codevision-7b", base_url="http://127.0.0.1:9/v1")
     assert model.model_name == "codevision-7b" and "127.0.0.1" in str(model.openai_api_base)
     monkeypatch.setenv("CODEVISION_MODEL", "offline")
-    assert type(load_chat_model()).__name__ == "OfflineOrientationModel"
+    assert type(load_chat_model()).__name__ == "OfflineOCRModel"
     with pytest.raises(ValueError, match="unknown model spec"):
         load_chat_model("anthropic:claude")
     with pytest.raises(ValueError, match="needs a model name"):

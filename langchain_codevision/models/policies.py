@@ -3,7 +3,9 @@
 * :class:`TextPolicyModel`: the base; a subclass computes the next reply from the
   conversation in :meth:`~TextPolicyModel.reply` (the offline default and the synthesis
   teachers are such policies).
-* :class:`OfflineOrientationModel`: the built-in default model.
+* :class:`OfflineOrientationModel`: a rotation-only policy, kept for its callers; the
+  offline default is now :class:`~langchain_codevision.models.ocr_policy.OfflineOCRModel`,
+  which reads the text and answers questions about it.
 
 :class:`OfflineOrientationModel` needs no weights and no network. It handles one job, the
 paper's motivating one, for real: find out how a text page is rotated and restore it. Its
