@@ -29,6 +29,7 @@ from langchain_codevision.kernel import (
     KernelStartError,
 )
 from langchain_codevision.kernel._loop import run_sync
+from langchain_codevision.kernel.gateway_kernel import KERNEL_NAME, install_kernelspec
 from langchain_codevision.kernel.provider import make_session
 from tests.scripted_model import ScriptedChatModel, text_call
 
@@ -310,3 +311,52 @@ def test_graph_builds_its_pool_from_a_kernel_spec(gateway, monkeypatch) -> None:
         assert np.array_equal(mirrored, np.asarray(page())[:, ::-1])
     finally:
         pool.close()
+
+
+@pytest.fixture(scope="module")
+def jailed_gateway(tmp_path_factory) -> Iterator[str]:
+    """A gateway whose default kernel is the ``codevision-jailed`` kernelspec."""
+    root = tmp_path_factory.mktemp("jailed-gateway")
+    spec = install_kernelspec(root / "data", limits={"timeout": 30, "memory_bytes": 2 * 1024**3})
+    assert spec.name == KERNEL_NAME
+    port = free_port()
+    process = start_gateway(root, port, f"--KernelGatewayApp.default_kernel_name={KERNEL_NAME}")
+    yield f"gateway+http://127.0.0.1:{port}"
+    stop_gateway(process)
+    assert not list((root / "tmp").glob("codevision-*"))  # the launchers left nothing behind
+
+
+def test_a_jailed_remote_kernel_reports_its_layers_and_sees_no_host_files(
+    jailed_gateway, tmp_path
+) -> None:
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host secret")
+    with GatewayKernelSession(jailed_gateway, token=TOKEN, limits=LIMITS, isolation="strict") as s:
+        layers = s.isolation.split("+")
+        for layer in ("uid", "user", "pid", "mount", "net", "ipc", "cgroup"):
+            assert layer in layers, s.isolation
+        assert any(layer.startswith("seccomp") for layer in layers), s.isolation
+        probe = s.execute(
+            f"import os\nprint(os.getuid())\ntry:\n    open({str(secret)!r}).read()\n"
+            "    print('READ')\nexcept OSError as exc:\n    print(type(exc).__name__)"
+        )
+        assert probe.ok and probe.isolation == s.isolation
+        assert probe.stdout.split() == ["65534", "FileNotFoundError"]
+        image = noise(64, 48)
+        s.put_image(0, image)
+        out = s.execute("result = ImageOps.flip(image)", image=0, collect=("result",))
+        assert np.array_equal(np.asarray(out.result_images[0].image), np.asarray(image)[::-1])
+        stuck = s.execute("while True:\n    pass", timeout=1.5)
+        assert stuck.timed_out and not stuck.restarted  # interrupted by message, in the jail
+
+
+def test_a_jailed_remote_kernel_is_restarted_past_its_time_limit(jailed_gateway) -> None:
+    limits = KernelLimits(timeout=15, interrupt_grace=1, startup_timeout=60)
+    with GatewayKernelSession(jailed_gateway, token=TOKEN, limits=limits) as session:
+        session.put_image(0, noise(10, 10))
+        code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"
+        out = session.execute(code, timeout=1)
+        assert out.timed_out and out.restarted
+        after = session.execute("result = image", image=0, collect=("result",))
+        assert after.ok and after.result_images[0].size == (10, 10)
+        assert "net" in after.isolation.split("+")

@@ -16,8 +16,6 @@ This module must import nothing from ``langchain_codevision``: it runs in the ke
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 import numpy as np
@@ -25,8 +23,6 @@ from PIL import Image
 
 COMM_TARGET = "codevision.pixels"
 CHUNK_BYTES = 8 << 20
-LAYERS_ENV = "CODEVISION_KERNEL_LAYERS"
-LAYERS_FILE = "/run/cv/layers.json"
 
 
 class Remote:
@@ -92,20 +88,14 @@ class Remote:
         self.sent = end
 
 
-def isolation() -> str:
-    """The jail layers this kernel runs under, as its launcher reported them."""
-    layers = [layer for layer in os.environ.get(LAYERS_ENV, "").split("+") if layer]
-    if layers and os.path.exists(LAYERS_FILE):
-        try:
-            with open(LAYERS_FILE, encoding="utf-8") as handle:
-                layers += [str(layer) for layer in json.load(handle)]
-        except (OSError, ValueError):
-            pass
-    return "+".join(dict.fromkeys(layers)) or "none"
+def isolation(runtime: Any) -> str:
+    """The jail layers this kernel runs under, as its launcher recorded them."""
+    layers = getattr(runtime, "isolation", None)
+    return layers if isinstance(layers, str) and layers else "none"
 
 
 def attach(shell: Any, runtime: Any) -> str:
     """Attach the transport once; returns :func:`isolation`."""
     if getattr(runtime, "_cv_remote", None) is None:
         runtime._cv_remote = Remote(shell, runtime)
-    return isolation()
+    return isolation(runtime)

@@ -188,7 +188,7 @@ class GatewayKernelSession(KernelSession):
         channels = GatewayChannels(
             f"{self.ws_url}/api/kernels/{self.kernel_id}/channels?session_id={uuid.uuid4().hex}",
             self.headers,
-            open_timeout=self.request_timeout,
+            open_timeout=self.limits.startup_timeout,  # the gateway waits for the kernel
             reconnect_timeout=self.reconnect_timeout,
             max_frame_bytes=MAX_FRAME_BYTES,
             on_message=self._on_message,
@@ -266,7 +266,7 @@ class GatewayKernelSession(KernelSession):
                 "__cv_runtime__.snapshot_baseline()",
             ]
         )
-        isolation = "__import__('codevision_kernel_runtime_remote').isolation()"
+        isolation = "__import__('codevision_kernel_runtime_remote').isolation(__cv_runtime__)"
         reply = await self._request(code, silent=True, expressions={"iso": isolation})
         if reply.get("status") != "ok":
             raise KernelStartError(
