@@ -1,125 +1,399 @@
 """Benchmark: what the graph adds per tool step beyond model time and kernel time.
 
-Run: ``python bench/graph.py [--episodes N]``. Writes ``bench/results/graph.{json,md}``.
+Run: ``python bench/graph.py [--episodes N] [--before REV]``. Writes
+``bench/results/graph.{json,md}``.
 
-Each episode sends a 1000x1000 page through the graph with a scripted model: two tool calls
-(rotate, then crop-and-enlarge) and an answer. Model time is measured inside the model,
-kernel time is the kernel round trip of each step; the rest is the graph's own work:
-parsing, validation, state updates, and encoding images for the model and the trajectory.
-In the same run, the same two kernel steps plus the same encodes are done by hand, without
-the graph, as a baseline.
+Each episode sends a 1000x1000 rendered page through the graph with a scripted model: two
+tool calls (rotate, then crop-and-enlarge) and an answer. Model time is measured inside the
+model, kernel time is the kernel round trip of each step; the rest is the graph's own work:
+parsing, validation, state updates, and the image the model gets (resized into its pixel
+budget, encoded once). Measured in the same run:
+
+* the same episode on the package as it was at ``--before`` (a ``git archive`` copy run in a
+  subprocess), for the before/after rows;
+* the kernel step against the same work in-process (op + the same PNG encode);
+* the start of a fresh episode on a warm pool (a fresh kernel lent and loaded with the page);
+* episodes per second with one and with two workers (threads sharing one graph and pool);
+* that the faster PNG loses nothing: OCR (RapidOCR) of the image sent to the model equals
+  OCR of a PNG level 6 copy of it, on rendered pages.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import collections
+import functools
+import io
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+if os.environ.get("CODEVISION_BENCH_TREE"):  # the --before copy: import it, not the checkout
+    sys.path.insert(0, os.environ["CODEVISION_BENCH_TREE"])
+sys.path.insert(1, str(ROOT))
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from bench._common import write_report
-from langchain_codevision import create_codevision_graph
-from langchain_codevision.demo import render_page
-from langchain_codevision.images import PixelBudget, to_image_block, trajectory_image
-from langchain_codevision.kernel import KernelPool
-from tests.scripted_model import ScriptedChatModel, text_call
+import langchain_codevision  # noqa: E402
+from langchain_codevision import create_codevision_graph  # noqa: E402
+from langchain_codevision import images as codec  # noqa: E402
+from langchain_codevision.demo import render_page  # noqa: E402
+from langchain_codevision.kernel import KernelPool  # noqa: E402
+from langchain_codevision.loop.kernels import EpisodeKernels  # noqa: E402
+from tests.scripted_model import ScriptedChatModel, text_call  # noqa: E402
 
 CALLS = [
     "result = image.rotate(270, expand=True)",
     "result = image.crop((0, 0, 500, 500)).resize((1000, 1000))",
 ]
+BEFORE = "ae47f41"
+"""The commit the before rows are measured on (the package before the lean hot path)."""
 
 
 class TimedModel(ScriptedChatModel):
-    """The scripted model, timing its own calls."""
+    """The scripted model, timing its own calls and when it was first asked."""
 
     spent: float = 0.0
+    first_call: float | None = None
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
         start = time.perf_counter()
+        if self.first_call is None:
+            self.first_call = start
         try:
             return super()._generate(messages, stop, run_manager, **kwargs)
         finally:
             self.spent += time.perf_counter() - start
 
 
-def by_hand(pool: KernelPool, page, budget: PixelBudget) -> float:
-    """The same two steps and encodes, no graph: returns seconds."""
+class Counters:
+    """Counts PNG encodes and resizes in this process (wrapping the codec's functions)."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._install()
+
+    def _install(self) -> None:
+        original_encode = codec.encode_image
+
+        @functools.wraps(original_encode)
+        def encode(image, fmt="png", quality=90):
+            self.counts["encode"] += 1
+            return original_encode(image, fmt, quality)
+
+        for name, module in list(sys.modules.items()):
+            if name.startswith("langchain_codevision") and (
+                getattr(module, "encode_image", None) is original_encode
+            ):
+                module.encode_image = encode
+        original_resize = Image.Image.resize
+
+        @functools.wraps(original_resize)
+        def resize(image, *args, **kwargs):
+            self.counts["resize"] += 1
+            return original_resize(image, *args, **kwargs)
+
+        Image.Image.resize = resize  # type: ignore[method-assign]
+
+
+class StartTimer:
+    """Times ``EpisodeKernels.aget`` when it lends a kernel (a fresh episode's start)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        original = EpisodeKernels.aget
+
+        async def aget(kernels, episode_id, images):
+            fresh = kernels._take(episode_id) is None
+            start = time.perf_counter()
+            try:
+                return await original(kernels, episode_id, images)
+            finally:
+                if fresh:
+                    self.samples.append(time.perf_counter() - start)
+
+        EpisodeKernels.aget = aget  # type: ignore[method-assign]
+
+
+def scripted() -> TimedModel:
+    return TimedModel(
+        replies=[
+            text_call(CALLS[0]),
+            text_call(CALLS[1], image_index=1),
+            AIMessage("<answer>x</answer>"),
+        ],
+        dialect="text",
+    )
+
+
+def run_episode(pool: KernelPool, page: Image.Image) -> dict[str, float]:
+    """One graph episode; its wall, model and kernel time and where the start went."""
+    model = scripted()
+    graph = create_codevision_graph(model, pool=pool)
+    pool.wait_ready()
     start = time.perf_counter()
-    to_image_block(page, budget=budget)
-    trajectory_image(page, 0)
+    out = graph.invoke({"image": page, "question": "q"})
+    total = time.perf_counter() - start
+    assert [s["ok"] for s in out["steps"]] == [True, True], out["steps"]
+    kernel = sum(s["duration_s"] for s in out["steps"])
+    return {
+        "total": total,
+        "model": model.spent,
+        "kernel": kernel,
+        "steps": len(out["steps"]),
+        "to_first_model_call": (model.first_call or start) - start,
+    }
+
+
+def episode_stats(episodes: int) -> dict[str, Any]:
+    """Median episode figures on the imported package (runs in the --before copy too)."""
+    page, _ = render_page(size=(1000, 1000))
+    rotated = page.rotate(90, expand=True)
+    counters = Counters()
+    starts = StartTimer()
+    rows = []
+    with KernelPool(size=1) as pool:
+        pool.wait_ready()
+        for episode in range(episodes + 1):
+            counters.counts.clear()
+            row = run_episode(pool, rotated)
+            if episode:  # the first is a warm-up
+                rows.append({**row, **counters.counts})
+    starts.samples = starts.samples[1:]
+
+    def med(key: str) -> float:
+        return statistics.median(row.get(key, 0) for row in rows)
+
+    overhead = [(r["total"] - r["model"] - r["kernel"]) / r["steps"] for r in rows]
+    return {
+        "package": str(Path(langchain_codevision.__file__).parent),
+        "episode_ms": med("total") * 1000,
+        "model_ms": med("model") * 1000,
+        "kernel_ms": med("kernel") * 1000,
+        "overhead_per_step_ms": statistics.median(overhead) * 1000,
+        "to_first_model_call_ms": med("to_first_model_call") * 1000,
+        "fresh_start_ms": statistics.median(starts.samples) * 1000 if starts.samples else None,
+        "encodes": med("encode"),
+        "resizes": med("resize"),
+    }
+
+
+def before_stats(rev: str, episodes: int) -> dict[str, Any]:
+    """:func:`episode_stats` on the package as it was at ``rev`` (same machine, same run)."""
+    with tempfile.TemporaryDirectory(prefix="graph-bench-") as tree:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "langchain_codevision", "tests"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tree, filter="data")
+        env = {**os.environ, "CODEVISION_BENCH_TREE": tree}
+        done = subprocess.run(
+            [sys.executable, __file__, "--episode-stats", str(episodes)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def kernel_step(pool: KernelPool, page: Image.Image, repeat: int) -> dict[str, float]:
+    """Kernel execute step + encode vs the same op + the same encode in-process."""
+    from bench._common import measure_interleaved
+
     with pool.session() as kernel:
         kernel.put_image(0, page)
-        for index, code in enumerate(CALLS):
-            out = kernel.execute(
-                code, image=index, collect=("result", "output", "image"), register_as=index + 1
-            )
-            image = out.result_images[0].image
-            to_image_block(image, budget=budget)
-            trajectory_image(image, index + 1)
-    return time.perf_counter() - start
+
+        def in_kernel() -> None:
+            out = kernel.execute(CALLS[0], image=0, collect=("result",), register_as=1)
+            codec.encode_image(out.result_images[0].image, "png")
+
+        def in_process() -> None:
+            codec.encode_image(page.copy().rotate(270, expand=True), "png")
+
+        def op_only() -> None:
+            page.copy().rotate(270, expand=True)
+
+        timed = measure_interleaved(
+            {"kernel": in_kernel, "process": in_process, "op": op_only}, repeat
+        )
+    return {name: value["median_ms"] for name, value in timed.items()}
+
+
+def throughput(page: Image.Image, workers: int, episodes: int) -> float:
+    """Episodes per second with ``workers`` threads sharing one pool of ``workers`` kernels."""
+    with KernelPool(size=workers, recycle="reset") as pool:
+        pool.wait_ready()
+        for _ in range(workers):
+            run_episode(pool, page)  # warm-up
+        per_worker = max(1, episodes // workers)
+
+        def work() -> None:
+            for _ in range(per_worker):
+                model = scripted()
+                out = create_codevision_graph(model, pool=pool).invoke(
+                    {"image": page, "question": "q"}
+                )
+                assert [s["ok"] for s in out["steps"]] == [True, True]
+
+        threads = [threading.Thread(target=work) for _ in range(workers)]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return per_worker * workers / (time.perf_counter() - start)
+
+
+def ocr_check(pages: int) -> dict[str, Any]:
+    """OCR of the image the model is sent equals OCR of a PNG level 6 copy of it."""
+    from rapidocr_onnxruntime import RapidOCR
+
+    from langchain_codevision.loop.messages import encode_step_image
+
+    engine = RapidOCR()
+    budget = codec.PixelBudget()
+
+    def text_of(image: Image.Image) -> list[str]:
+        found, _ = engine(image.convert("RGB"))
+        return [entry[1] for entry in found or []]
+
+    same, words = 0, 0
+    for seed in range(pages):
+        page, _ = render_page(size=(1000, 1000), seed=seed)
+        block, _ = encode_step_image(page, 0, budget, "png")
+        sent = Image.open(io.BytesIO(base64.b64decode(block["base64"])))
+        sent.load()
+        buffer = io.BytesIO()
+        codec.fit_pixel_budget(page, budget).save(buffer, format="PNG", compress_level=6)
+        reference = Image.open(buffer)
+        reference.load()
+        got, want = text_of(sent), text_of(reference)
+        same += got == want and sent.tobytes() == reference.tobytes()
+        words += len(want)
+    return {"pages": pages, "identical": same, "lines_read": words}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--before", default=BEFORE, help="git revision of the before rows")
+    parser.add_argument("--ocr-pages", type=int, default=3)
+    parser.add_argument("--episode-stats", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.episode_stats:
+        print(json.dumps(episode_stats(args.episode_stats)))
+        return
+    from bench._common import write_report
+
+    before = before_stats(args.before, args.episodes)
+    after = episode_stats(args.episodes)
     page, _ = render_page(size=(1000, 1000))
-    rotated = page.rotate(90, expand=True)
-    budget = PixelBudget()
-    overheads, totals, manual = [], [], []
     with KernelPool(size=1) as pool:
         pool.wait_ready()
-        for episode in range(args.episodes + 1):
-            model = TimedModel(
-                replies=[
-                    text_call(CALLS[0]),
-                    text_call(CALLS[1], image_index=1),
-                    AIMessage("<answer>x</answer>"),
-                ],
-                dialect="text",
-            )
-            graph = create_codevision_graph(model, pool=pool)
-            pool.wait_ready()
-            start = time.perf_counter()
-            out = graph.invoke({"image": rotated, "question": "q"})
-            total = time.perf_counter() - start
-            assert [s["ok"] for s in out["steps"]] == [True, True], out["steps"]
-            kernel = sum(s["duration_s"] for s in out["steps"])
-            pool.wait_ready()
-            hand = by_hand(pool, rotated, budget)
-            if episode == 0:
-                continue  # warm-up
-            totals.append(total)
-            manual.append(hand)
-            overheads.append((total - model.spent - kernel) / len(out["steps"]))
-    per_step = statistics.median(overheads) * 1000
-    total_ms = statistics.median(totals) * 1000
-    hand_ms = statistics.median(manual) * 1000
+        step = kernel_step(pool, page, repeat=20)
+    one = throughput(page, 1, 2 * args.episodes)
+    two = throughput(page, 2, 2 * args.episodes)
+    ocr = ocr_check(args.ocr_pages)
+    step_ratio = step["kernel"] / step["process"]
     rows = [
-        {"metric": "episode wall time (2 tool steps, graph)", "value": total_ms, "unit": "ms"},
+        {"metric": "episode wall time, before", "value": before["episode_ms"], "unit": "ms"},
+        {"metric": "episode wall time, after", "value": after["episode_ms"], "unit": "ms"},
         {
-            "metric": "same steps by hand (kernel + encodes, no graph)",
-            "value": hand_ms,
+            "metric": "episode after / before",
+            "value": after["episode_ms"] / before["episode_ms"],
+            "unit": "x",
+        },
+        {"metric": "PNG encodes per episode, before", "value": before["encodes"], "unit": ""},
+        {"metric": "PNG encodes per episode, after", "value": after["encodes"], "unit": ""},
+        {"metric": "resizes per episode, before", "value": before["resizes"], "unit": ""},
+        {"metric": "resizes per episode, after", "value": after["resizes"], "unit": ""},
+        {"metric": "kernel time per episode, after", "value": after["kernel_ms"], "unit": "ms"},
+        {
+            "metric": "graph overhead per step beyond model + kernel, before",
+            "value": before["overhead_per_step_ms"],
             "unit": "ms",
         },
-        {"metric": "graph / by hand", "value": total_ms / hand_ms, "unit": "x"},
         {
-            "metric": "graph overhead per step beyond model + kernel time",
-            "value": per_step,
+            "metric": "graph overhead per step beyond model + kernel, after",
+            "value": after["overhead_per_step_ms"],
             "unit": "ms",
+            "target": "<= 10",
+            "ok": after["overhead_per_step_ms"] <= 10,
+        },
+        {
+            "metric": "overhead after / before",
+            "value": after["overhead_per_step_ms"] / before["overhead_per_step_ms"],
+            "unit": "x",
+        },
+        {"metric": "in-process op (rotate)", "value": step["op"], "unit": "ms"},
+        {"metric": "in-process op + PNG encode", "value": step["process"], "unit": "ms"},
+        {"metric": "kernel execute step + PNG encode", "value": step["kernel"], "unit": "ms"},
+        {
+            "metric": "kernel step / (in-process op + same encode)",
+            "value": step_ratio,
+            "unit": "x",
+            "target": "<= 1.3",
+            "ok": step_ratio <= 1.3,
+        },
+        {
+            "metric": "invoke to first model call (input checked, view encoded), after",
+            "value": after["to_first_model_call_ms"],
+            "unit": "ms",
+        },
+        {
+            "metric": "warm fresh-episode start (fresh kernel lent + page loaded), before",
+            "value": before["fresh_start_ms"],
+            "unit": "ms",
+        },
+        {
+            "metric": "warm fresh-episode start (fresh kernel lent + page loaded), after",
+            "value": after["fresh_start_ms"],
+            "unit": "ms",
+            "target": "<= 10",
+            "ok": after["fresh_start_ms"] is not None and after["fresh_start_ms"] <= 10,
+        },
+        {"metric": "episodes/s, 1 worker", "value": one, "unit": "1/s"},
+        {"metric": "episodes/s, 2 workers", "value": two, "unit": "1/s"},
+        {
+            "metric": "episodes/s, 2 workers / 1 worker",
+            "value": two / one,
+            "unit": "x",
+            "target": ">= 1.7",
+            "ok": two / one >= 1.7,
+        },
+        {
+            "metric": "pages where OCR of the sent image = OCR of a PNG-6 copy (pixels equal)",
+            "value": f"{ocr['identical']}/{ocr['pages']}",
+            "unit": f"({ocr['lines_read']} lines read)",
+            "ok": ocr["identical"] == ocr["pages"],
         },
     ]
     path = write_report(
         "graph",
-        "Graph overhead benchmark",
+        "Graph hot-path benchmark",
         rows,
-        {"image": "1000x1000 page", "episodes": args.episodes, "steps_per_episode": 2},
+        {
+            "image": "1000x1000 rendered page, default profile (model view 896x896)",
+            "episodes": args.episodes,
+            "steps_per_episode": 2,
+            "before": args.before,
+            "cpus": os.cpu_count(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
+        },
     )
     print(path.read_text())
 

@@ -24,7 +24,11 @@
   Qwen-VL family) at any aspect ratio; the tool itself always works on originals.
 * :func:`to_image_block` encodes an image as a LangChain standard image content block, and
   :func:`image_from_block` reads one back (any provider format, via ``content_blocks``).
-  :func:`encode_image` accepts an image of any mode.
+  :func:`encode_image` accepts an image of any mode; its PNG is written in one pass at
+  :data:`PNG_LEVEL` (lossless at any level, so the fastest level is used).
+* :class:`TrajectoryImage` (made by :func:`trajectory_image`) keeps an episode's images as
+  pixels and encodes each one to PNG once, only when a checkpointer or an export asks;
+  :func:`trajectory_images` returns a graph output's images as PIL copies.
 """
 
 from __future__ import annotations
@@ -54,6 +58,34 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "DEFAULT_MAX_INPUT_BYTES",
+    "DEFAULT_MAX_INPUT_PIXELS",
+    "DEFAULT_URL_DEADLINE",
+    "EXIF_TRANSPOSED_KEY",
+    "MAX_REDIRECTS",
+    "PNG_LEVEL",
+    "REFUSED_FORMATS",
+    "STANDARD_MODES",
+    "ImageFormat",
+    "ImageInputError",
+    "PixelBudget",
+    "TrajectoryImage",
+    "as_trajectory_image",
+    "budget_size",
+    "check_output_image",
+    "decode_trajectory_image",
+    "encode_image",
+    "fit_pixel_budget",
+    "image_from_block",
+    "load_image",
+    "serialisable_image_input",
+    "to_image_block",
+    "to_standard_mode",
+    "trajectory_image",
+    "trajectory_images",
+]
 
 DEFAULT_MAX_INPUT_PIXELS = 64_000_000
 """Largest input accepted (pixels); beyond it an image is treated as a decompression bomb."""

@@ -95,7 +95,9 @@ def test_no_png_is_made_for_the_trajectory_without_a_checkpointer(pool, page) ->
 
 def test_trajectory_images_are_public_copies(pool, page) -> None:
     _, graph = run(pool, page, [text_call(ROTATE), ANSWER])
-    out = graph.invoke({"image": page, "question": "q"})
+    mine = page.copy()
+    out = graph.invoke({"image": mine, "question": "q"})
+    ImageDraw.Draw(mine).rectangle((0, 0, 100, 100), fill="green")  # the caller's object
     assert langchain_codevision.trajectory_images is trajectory_images
     first, second = trajectory_images(out)
     assert same(first, page) and same(second, page.rotate(90, expand=True))

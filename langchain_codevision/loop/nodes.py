@@ -26,6 +26,7 @@ from langchain_codevision.images import (
     ImageFormat,
     ImageInputError,
     PixelBudget,
+    TrajectoryImage,
     as_trajectory_image,
     load_image,
     trajectory_image,
@@ -107,7 +108,7 @@ class CodeVisionNodes:
             sources = list(raw) if isinstance(raw, (list, tuple)) else [raw]
             if not sources:
                 raise ImageInputError("'image' is an empty list")
-            pil = [load_image(_pixels_of(src)) for src in sources]
+            pil = [_owned(load_image(_pixels_of(src)), src) for src in sources]
             encoded = [
                 encode_step_image(img, i, self.budget, self.image_format)
                 for i, img in enumerate(pil)
@@ -355,6 +356,12 @@ def _pixels_of(source: Any) -> Any:
     if isinstance(source, Mapping) and "png" in source and "index" in source:
         return as_trajectory_image(source).image
     return source
+
+
+def _owned(image: Any, source: Any) -> Any:
+    """A copy of a caller's own PIL image: the trajectory keeps pixels, not a snapshot."""
+    given = source.image if isinstance(source, TrajectoryImage) else source
+    return image.copy() if image is given else image
 
 
 def _call(name: str, arguments: Any, call_id: str | None, notes: list[str]) -> PendingCall:

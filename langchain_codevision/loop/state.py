@@ -108,7 +108,7 @@ class CodeVisionInput(TypedDict, total=False):
 
 
 class CodeVisionOutput(TypedDict, total=False):
-    """What ``graph.invoke`` returns."""
+    """What ``graph.invoke`` returns (``trajectory_images(out)``: its images as PIL)."""
 
     answer: str | None
     images: list[TrajectoryImage]
@@ -125,7 +125,10 @@ class CodeVisionState(TypedDict, total=False):
         messages: The conversation the model sees (system, user, AI, tool replies).
         image: The input image(s) as given (consumed by the first node).
         question: The user's question.
-        images: Every image of the episode, full resolution: inputs first, then tool outputs.
+        images: Every image of the episode, full resolution: inputs first, then tool outputs
+            (:class:`~langchain_codevision.images.TrajectoryImage`: pixels in memory, lossless
+            PNG made only when a checkpointer or an export asks;
+            :func:`~langchain_codevision.images.trajectory_images` gives PIL copies).
         steps: One record per tool call.
         answer: The final answer (``None`` until there is one).
         stop_reason: ``"answer"``, ``"turn_limit"``, or ``"no_tool_call"`` (a profile that
