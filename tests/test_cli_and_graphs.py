@@ -1,62 +1,22 @@
-"""The command line, the offline default model and the langgraph.json entry point."""
+"""Model specs, ``codevision train`` settings and the langgraph.json entry point.
+
+The command's user-facing behaviour (errors, demo, ask) is tested in ``test_cli.py``.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from langchain_codevision.cli import main
-from langchain_codevision.demo import render_page, run_demo
+from langchain_codevision.demo import render_page
 from langchain_codevision.model_spec import load_chat_model
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
-def test_offline_model_restores_every_rotation(rotation: int) -> None:
-    report = run_demo(rotation=rotation)
-    assert report["answer"] == f"rotate_{rotation}"
-    assert report["restored"] is True
-    assert len(report["steps"]) == (1 if rotation == 0 else 2)
-
-
-def test_demo_command_succeeds_and_saves_images(tmp_path, capsys) -> None:
-    assert main(["demo", "--rotation", "180", "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
-    assert "Restored pixel for pixel: True" in printed and "VERDICT rotate_180" in printed
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "image-0.png",
-        "image-1.png",
-        "image-2.png",
-    ]
-
-
-def test_run_command_prints_json(tmp_path, capsys) -> None:
-    page, _ = render_page(seed=3)
-    path = tmp_path / "page.png"
-    page.rotate(270, expand=True).save(path)
-    assert main(["run", str(path), "How is it rotated?", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["answer"] == "rotate_270" and report["stop_reason"] == "answer"
-
-
-def test_run_command_takes_a_profile(tmp_path, capsys) -> None:
-    page, _ = render_page(seed=3)
-    path = tmp_path / "page.png"
-    page.rotate(90, expand=True).save(path)
-    assert main(["run", str(path), "How is it rotated?", "--profile", "release", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    # the release's replies never show printed output, so the offline policy cannot read
-    # its measurement back: proof that the release's texts are in force
-    assert report["answer"] == "unknown orientation"
-    assert [step["ok"] for step in report["steps"]] == [True]
-    with pytest.raises(SystemExit):
-        main(["run", str(path), "q", "--profile", "nonsense"])
 
 
 def test_train_command_reads_a_config_and_flags(capsys) -> None:
@@ -103,17 +63,6 @@ def test_langgraph_validate_accepts_the_config() -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-def test_console_script_entry_point() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "langchain_codevision.cli", "demo", "--rotation", "270"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Answer: rotate_270" in done.stdout
 
 
 def test_langgraph_dev_serves_the_graph(tmp_path) -> None:

@@ -7,6 +7,8 @@ Add it to the main parser with :func:`add_eval_parser`; the sub-command runs
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 __all__ = ["add_eval_parser", "run_eval"]
 
@@ -44,15 +46,20 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    """Run the ``eval`` sub-command; 0 when every item finished, 1 when some failed."""
+    """Run the ``eval`` sub-command; 0 when every item finished.
+
+    Raises:
+        CLIError: The dataset cannot be read (exit 3), the model server was unreachable for
+            every item (4), or some items failed (1).
+    """
     from langchain_codevision.eval.datasets import load_dataset, transformed_variants
-    from langchain_codevision.eval.runner import evaluate
+    from langchain_codevision.eval.runner import RESULTS_FILE, evaluate
     from langchain_codevision.model_spec import load_chat_model
 
-    items = load_dataset(args.data, args.format)
+    items = _load_items(args, load_dataset)
     if args.transforms:
         items = transformed_variants(items)
-    model = load_chat_model(args.model, base_url=args.base_url)
+    model = load_chat_model(args.model, base_url=args.base_url, load=True)
     run = evaluate(
         items,
         model,
@@ -73,4 +80,52 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     print(f"ran {run.ran}, resumed {run.skipped}; report: {run.files['report']}")
     print(f"viewer: {run.files['viewer']}")
-    return 1 if any(e["failed"] for e in run.summary["arms"].values()) else 0
+    _raise_for_failures(run.rows, model, Path(args.out) / RESULTS_FILE)
+    return 0
+
+
+def _load_items(args: argparse.Namespace, load_dataset: Any) -> list[Any]:
+    """The dataset's items; a missing or unreadable dataset is an input error (exit 3)."""
+    from langchain_codevision.cli_errors import CLIError, ExitCode, one_line
+
+    if not Path(args.data).exists():
+        raise CLIError(
+            ExitCode.INPUT,
+            f"dataset {args.data} does not exist; pass a dataset file or folder "
+            "(parquet, JSONL, JSON, or an items.jsonl listing PDF pages)",
+        )
+    try:
+        items = load_dataset(args.data, args.format)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CLIError(
+            ExitCode.INPUT,
+            f"cannot read the dataset {args.data} ({one_line(exc)}); check the file, or name "
+            "its layout with --format",
+        ) from exc
+    if not items:
+        raise CLIError(ExitCode.INPUT, f"dataset {args.data} holds no items; check the file")
+    return items
+
+
+def _raise_for_failures(rows: list[dict[str, Any]], model: Any, results: Any) -> None:
+    """Exit 4 when every attempt failed on the model server, 1 when some items failed."""
+    from langchain_codevision.cli_errors import CLIError, ExitCode, one_line
+
+    failed = [row for row in rows if row.get("status") == "failed"]
+    if not failed:
+        return
+    errors = [str(row.get("error") or "") for row in failed]
+    where = f"; details in {results}" if results else ""
+    if len(failed) == len(rows) and all("Connection error" in e for e in errors):
+        url = getattr(model, "openai_api_base", None) or "the model server"
+        raise CLIError(
+            ExitCode.MODEL,
+            f"every item failed: the model server at {url} is unreachable; start the server "
+            f"or pass the right --base-url{where}",
+        )
+    common = max(set(errors), key=errors.count)
+    raise CLIError(
+        ExitCode.FAILED,
+        f"{len(failed)} of {len(rows)} items failed (most often: {one_line(common)[:200]})"
+        f"; rerun the same command to retry only those{where}",
+    )

@@ -73,13 +73,30 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Run ``codevision train``; returns the exit status (0: trained, 2: bad settings)."""
+    """Run ``codevision train``; returns the exit status.
+
+    0: trained (or settings printed); 2: bad settings; 3: the config file cannot be read.
+    The message is one line on stderr, ``codevision: error: <cause>; <what to do>``.
+    """
     from .config import apply_overrides, load_config
 
     try:
         settings = apply_overrides(load_config(args.config, args.kind), _overrides(args))
-    except (OSError, ValueError) as exc:
-        print(f"codevision train {args.kind}: {exc}", file=sys.stderr)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(
+            f"codevision: error: cannot read the config {args.config} ({reason}); "
+            "check the path (examples/training/ holds working configs)",
+            file=sys.stderr,
+        )
+        return 3
+    except ValueError as exc:
+        text = " ".join(str(exc).split())
+        print(
+            f"codevision: error: train {args.kind}: {text}; fix the setting in "
+            f"{args.config} or the --set value",
+            file=sys.stderr,
+        )
         return 2
     if args.print_config:
         print(json.dumps(dataclasses.asdict(settings), indent=2, default=str))
