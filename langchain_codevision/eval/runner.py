@@ -3,7 +3,10 @@
 * Each item runs in each arm (``"tool"``: :func:`create_codevision_graph` with kernels from
   one :class:`~langchain_codevision.kernel.KernelPool`; ``"no_tool"``: the same model, the
   same question layout, a prompt without the tool).
-* Episodes run concurrently, at most ``concurrency`` at once (an asyncio semaphore).
+* Episodes run concurrently, at most ``concurrency`` at once (an asyncio semaphore). The
+  runner's own pool is bounded: never more kernels alive than episodes at once (or
+  ``max_kernels``); a pool passed in keeps its own bound, and episodes beyond it wait
+  for a kernel (back-pressure) instead of starting more.
 * Results are appended to ``results.jsonl`` as each one finishes (flushed and synced), so an
   interrupted run loses nothing and a rerun skips every finished item; failed items are
   recorded with their error and retried by the next run.
@@ -54,6 +57,7 @@ class EvalRun:
         skipped: Keys skipped because an earlier run finished them.
         summary: The summary (see :func:`~langchain_codevision.eval.report.summarise`).
         files: The files written (results, summary, report, plots, viewer).
+        pool_stats: The kernel pool's counters at the end (starts, waits, peaks).
     """
 
     out_dir: Path
@@ -62,6 +66,7 @@ class EvalRun:
     skipped: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    pool_stats: dict[str, int] = field(default_factory=dict)
 
 
 def read_results(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -170,6 +175,7 @@ async def aevaluate(
     requests_per_second: float | None = None,
     judge: Any = None,
     pool: KernelPool | None = None,
+    max_kernels: int | None = None,
     progress: bool = True,
     write_outputs: bool = True,
     graph_kwargs: dict[str, Any] | None = None,
@@ -190,8 +196,10 @@ async def aevaluate(
         backoff_s: Wait before the first retry; doubled for each later one.
         requests_per_second: Space item starts this far apart (API rate limits).
         judge: Passed to :func:`~langchain_codevision.eval.scoring.score_item`.
-        pool: Kernel pool for the tool arm (default: one of ``concurrency`` kernels, closed
-            at the end).
+        pool: Kernel pool for the tool arm (default: one of at most ``max_kernels`` kernels,
+            closed at the end).
+        max_kernels: Most kernels alive at once in the runner's own pool (default:
+            ``concurrency``; fewer makes episodes queue for a kernel).
         progress: Show the progress bar.
         write_outputs: Write ``summary.json``, ``report.md``, plots and ``viewer.html``.
         graph_kwargs: More arguments for :func:`create_codevision_graph`.
@@ -218,7 +226,8 @@ async def aevaluate(
     skipped = len(chosen) * len(arms) - len(todo)
     chosen_profile = get_profile(profile)
     own_pool = pool is None and "tool" in arms and bool(todo)
-    kernels = KernelPool(size=max(1, concurrency)) if own_pool else pool
+    bound = max(1, max_kernels or concurrency)
+    kernels = KernelPool(size=bound, max_size=bound) if own_pool else pool
     graph = None
     if "tool" in arms:
         graph = create_codevision_graph(
@@ -276,6 +285,8 @@ async def aevaluate(
     latest = read_results(results_path)
     keys = [row_key(item.id, arm) for item in chosen for arm in arms]
     run = EvalRun(out, [latest[k] for k in keys if k in latest], len(fresh), skipped)
+    if kernels is not None:
+        run.pool_stats = dict(kernels.stats)
     if write_outputs:
         from langchain_codevision.eval.report import write_outputs as write_all
 

@@ -28,7 +28,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
-from ._loop import get_loop, run_async, run_sync, submit
+from ._loop import get_loop, on_loop_thread, run_async, run_sync, submit
 from .provider import LOCAL, make_session
 from .session import KernelSession, KernelStartError
 
@@ -72,6 +72,7 @@ class KernelPool:
         self._idle: list[KernelSession] = []
         self._lent: set[KernelSession] = set()
         self._starting = 0
+        self._waiting = 0
         self._closed = False
         self._cond: asyncio.Condition | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -81,6 +82,9 @@ class KernelPool:
             "discarded": 0,
             "cold_acquires": 0,
             "failed_starts": 0,
+            "waits": 0,
+            "peak_lent": 0,
+            "peak_alive": 0,
         }
         self.last_start_error: Exception | None = None
         self._backoff = 0.0
@@ -98,12 +102,35 @@ class KernelPool:
         run_sync(self._release(session))
 
     async def aacquire(self, timeout: float | None = None) -> KernelSession:
-        """Async :meth:`acquire`."""
-        return await run_async(self._acquire(timeout))
+        """Async :meth:`acquire`; a caller cancelled while waiting takes no kernel with it.
+
+        The wait runs on the kernel I/O loop. When the caller is cancelled, the wait is
+        cancelled there too; a kernel it obtained in the same instant is given back.
+        """
+        if on_loop_thread():
+            return await self._acquire(timeout)
+        holder: dict[str, Any] = {}
+
+        async def wait() -> KernelSession:
+            holder["task"] = asyncio.current_task()
+            if holder.get("abandoned"):
+                raise asyncio.CancelledError
+            return await self._acquire(timeout)
+
+        future = submit(wait())
+        try:
+            return await asyncio.shield(asyncio.wrap_future(future))
+        except asyncio.CancelledError:
+            get_loop().call_soon_threadsafe(self._abandon, holder)
+            future.add_done_callback(self._give_back_orphan)
+            raise
 
     async def arelease(self, session: KernelSession) -> None:
-        """Async :meth:`release`."""
-        await run_async(self._release(session))
+        """Async :meth:`release`; completes even if the caller is cancelled meanwhile."""
+        if on_loop_thread():
+            await asyncio.shield(self._release(session))
+            return
+        await asyncio.shield(asyncio.wrap_future(submit(self._release(session))))
 
     @contextlib.contextmanager
     def session(self, timeout: float | None = None) -> Iterator[KernelSession]:
@@ -148,6 +175,16 @@ class KernelPool:
         """Kernels currently lent out."""
         return len(self._lent)
 
+    @property
+    def alive_count(self) -> int:
+        """Kernels alive or on their way (idle, lent, starting, being recycled)."""
+        return self._alive_total()
+
+    @property
+    def waiting_count(self) -> int:
+        """Callers waiting in :meth:`acquire` right now."""
+        return self._waiting
+
     def __enter__(self) -> KernelPool:
         return self
 
@@ -168,6 +205,23 @@ class KernelPool:
 
     def _alive_total(self) -> int:
         return len(self._idle) + len(self._lent) + self._starting
+
+    def _abandon(self, holder: dict[str, Any]) -> None:
+        """On the kernel loop: stop the wait of a caller that was cancelled."""
+        holder["abandoned"] = True
+        task = holder.get("task")
+        if task is not None and not task.done():
+            task.cancel()
+
+    def _give_back_orphan(self, future: Any) -> None:
+        """A kernel acquired for a caller that was cancelled goes straight back."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        submit(self._release(future.result()))
+
+    def _note_peaks(self) -> None:
+        self.stats["peak_lent"] = max(self.stats["peak_lent"], len(self._lent))
+        self.stats["peak_alive"] = max(self.stats["peak_alive"], self._alive_total())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -191,6 +245,7 @@ class KernelPool:
         )
         for _ in range(max(missing, 0)):
             self._starting += 1
+            self._note_peaks()
             self._spawn(self._start_one())
 
     async def _start_one(self) -> None:
@@ -230,7 +285,7 @@ class KernelPool:
                 self.stats["cold_acquires"] += 1
             deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
             failures_before = self.stats["failed_starts"]
-            tried = False
+            tried = waited = False
             while not self._idle:
                 if self._closed:
                     raise RuntimeError("the kernel pool is closed")
@@ -241,17 +296,26 @@ class KernelPool:
                 if self._alive_total() < self.max_size and self._starting == 0:
                     self._starting += 1
                     tried = True
+                    self._note_peaks()
                     self._spawn(self._start_one())
+                elif self._alive_total() >= self.max_size and not waited:
+                    waited = True  # back-pressure: the pool is at max_size
+                    self.stats["waits"] += 1
                 remaining = (
                     None if deadline is None else deadline - asyncio.get_running_loop().time()
                 )
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError("no kernel became available in time")
                 wait = 1.0 if remaining is None else min(remaining, 1.0)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(cond.wait(), timeout=wait)
+                self._waiting += 1
+                try:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(cond.wait(), timeout=wait)
+                finally:
+                    self._waiting -= 1
             session = self._idle.pop()
             self._lent.add(session)
+            self._note_peaks()
         self._spawn(self._fill())
         return session
 

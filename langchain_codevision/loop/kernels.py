@@ -4,7 +4,10 @@ Graph state must stay serialisable, so it holds only an ``episode_id``; this reg
 that id to a live :class:`~langchain_codevision.kernel.KernelSession`. A kernel is borrowed
 on the episode's first tool call and returned when the episode ends, when a node raises or
 is cancelled, or, for episodes abandoned mid-way (a stream the caller stopped reading), when
-it has been idle longer than ``idle_ttl``. A kernel lost across processes (a checkpointed
+it has been idle longer than ``idle_ttl``. A release that arrives while the episode's kernel
+is still being fetched (a cancelled node whose kernel work runs on the kernel I/O loop)
+is remembered: the fetch then hands the kernel straight back instead of keeping it. A kernel
+lost across processes (a checkpointed
 episode resumed elsewhere) is replaced and the trajectory's images are registered again.
 
 A profile's ``preamble`` (extra bound names, e.g. the release's ``PI`` and ``cv``) comes
@@ -14,6 +17,7 @@ from a pool without it runs it once when it is lent.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
@@ -56,6 +60,8 @@ class EpisodeKernels:
         self.preamble = preamble
         self._lent: dict[str, tuple[KernelSession, float]] = {}
         self._decoded: dict[str, tuple[dict[int, Image.Image], float]] = {}
+        self._fetching: dict[str, int] = {}
+        self._ended: set[str] = set()
         self._lock = threading.Lock()
 
     @property
@@ -95,53 +101,88 @@ class EpisodeKernels:
             stale = [k for k, (_, used) in self._lent.items() if now - used > self.idle_ttl]
             return [self._lent.pop(k)[0] for k in stale]
 
+    def _begin_fetch(self, episode_id: str) -> None:
+        with self._lock:
+            self._fetching[episode_id] = self._fetching.get(episode_id, 0) + 1
+
+    def _end_fetch(self, episode_id: str) -> None:
+        with self._lock:
+            left = self._fetching.get(episode_id, 1) - 1
+            if left > 0:
+                self._fetching[episode_id] = left
+            else:
+                self._fetching.pop(episode_id, None)
+                self._ended.discard(episode_id)
+
+    def _keep(self, episode_id: str, session: KernelSession) -> bool:
+        """Register the fetched kernel, unless the episode was released meanwhile."""
+        with self._lock:
+            if episode_id in self._ended:
+                return False
+            self._lent[episode_id] = (session, time.monotonic())
+            return True
+
     def get(self, episode_id: str, images: Sequence[TrajectoryImage]) -> KernelSession:
-        """The episode's kernel, borrowed and loaded with ``images`` on first use."""
+        """The episode's kernel, borrowed and loaded with ``images`` on first use.
+
+        Raises:
+            RuntimeError: The episode was released while its kernel was being fetched.
+        """
         session = self._take(episode_id)
         if session is not None:
             return session
         for stale in self._stale():
             self.pool.release(stale)
-        session = self.pool.acquire()
+        self._begin_fetch(episode_id)
         try:
-            if self._needs_preamble(session):
-                session.execute(self.preamble)
-            for item in images:
-                session.put_image(item["index"], self._pixels(episode_id, item))
-        except BaseException:
-            self.pool.release(session)
-            raise
-        with self._lock:
-            self._lent[episode_id] = (session, time.monotonic())
+            session = self.pool.acquire()
+            try:
+                if self._needs_preamble(session):
+                    session.execute(self.preamble)
+                for item in images:
+                    session.put_image(item["index"], self._pixels(episode_id, item))
+                kept = self._keep(episode_id, session)
+            except BaseException:
+                self.pool.release(session)
+                raise
+            if not kept:
+                self.pool.release(session)
+                raise RuntimeError(f"episode {episode_id} ended while its kernel was fetched")
+        finally:
+            self._end_fetch(episode_id)
         return session
 
     async def aget(self, episode_id: str, images: Sequence[TrajectoryImage]) -> KernelSession:
-        """Async :meth:`get`."""
+        """Async :meth:`get` (raises ``CancelledError`` if the episode ended meanwhile)."""
         session = self._take(episode_id)
         if session is not None:
             return session
         for stale in self._stale():
             await self.pool.arelease(stale)
-        session = await self.pool.aacquire()
+        self._begin_fetch(episode_id)
         try:
-            if self._needs_preamble(session):
-                await session.aexecute(self.preamble)
-            for item in images:
-                await session.aput_image(item["index"], self._pixels(episode_id, item))
-        except BaseException:
-            await self.pool.arelease(session)
-            raise
-        with self._lock:
-            self._lent[episode_id] = (session, time.monotonic())
+            session = await self.pool.aacquire()
+            try:
+                if self._needs_preamble(session):
+                    await session.aexecute(self.preamble)
+                for item in images:
+                    await session.aput_image(item["index"], self._pixels(episode_id, item))
+                kept = self._keep(episode_id, session)
+            except BaseException:
+                await self.pool.arelease(session)
+                raise
+            if not kept:
+                await self.pool.arelease(session)
+                raise asyncio.CancelledError
+        finally:
+            self._end_fetch(episode_id)
         return session
 
     def release(self, episode_id: str | None) -> None:
         """Return the episode's kernel to the pool (no-op if it has none)."""
         if not episode_id:
             return
-        with self._lock:
-            entry = self._lent.pop(episode_id, None)
-            self._decoded.pop(episode_id, None)
+        entry = self._forget(episode_id)
         if entry is not None:
             self.pool.release(entry[0])
 
@@ -149,11 +190,17 @@ class EpisodeKernels:
         """Async :meth:`release`."""
         if not episode_id:
             return
+        entry = self._forget(episode_id)
+        if entry is not None:
+            await self.pool.arelease(entry[0])
+
+    def _forget(self, episode_id: str) -> tuple[KernelSession, float] | None:
         with self._lock:
             entry = self._lent.pop(episode_id, None)
             self._decoded.pop(episode_id, None)
-        if entry is not None:
-            await self.pool.arelease(entry[0])
+            if entry is None and episode_id in self._fetching:
+                self._ended.add(episode_id)  # the fetch in flight gives its kernel back
+            return entry
 
     def __len__(self) -> int:
         return len(self._lent)
