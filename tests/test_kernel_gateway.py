@@ -6,14 +6,8 @@ under pytest's temporary directory); sessions, pools and graph episodes go throu
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -31,74 +25,11 @@ from langchain_codevision.kernel import (
 from langchain_codevision.kernel._loop import run_sync
 from langchain_codevision.kernel.gateway_kernel import KERNEL_NAME, install_kernelspec
 from langchain_codevision.kernel.provider import make_session
+from tests.gateway_helpers import TOKEN, free_port, start_gateway, stop_gateway
 from tests.scripted_model import ScriptedChatModel, text_call
 
-TOKEN = "test-token-3141"
+NODELAY = "langchain_codevision.kernel.gateway_ws.NoDelayWebsocketConnection"
 LIMITS = KernelLimits(timeout=15, interrupt_grace=3, startup_timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_gateway(root: Path, port: int, *extra: str) -> subprocess.Popen:
-    """A kernel gateway on 127.0.0.1:port with its own Jupyter folders under ``root``."""
-    env = dict(os.environ)
-    for name in ("runtime", "data", "config", "tmp"):
-        (root / name).mkdir(parents=True, exist_ok=True)
-    env.update(
-        JUPYTER_RUNTIME_DIR=str(root / "runtime"),
-        JUPYTER_DATA_DIR=str(root / "data"),
-        JUPYTER_CONFIG_DIR=str(root / "config"),
-        TMPDIR=str(root / "tmp"),
-    )
-    command = [
-        sys.executable,
-        "-m",
-        "kernel_gateway",
-        "--KernelGatewayApp.ip=127.0.0.1",
-        f"--KernelGatewayApp.port={port}",
-        "--KernelGatewayApp.port_retries=0",
-        f"--KernelGatewayApp.auth_token={TOKEN}",
-        "--JupyterWebsocketPersonality.list_kernels=True",
-        *extra,
-    ]
-    log = open(root / "gateway.log", "wb")  # noqa: SIM115 (closed with the process)
-    process = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    process.log = log  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError((root / "gateway.log").read_text()[-2000:])
-        try:
-            response = httpx.get(
-                f"http://127.0.0.1:{port}/api/kernelspecs",
-                headers={"Authorization": f"token {TOKEN}"},
-                timeout=2,
-            )
-            if response.status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    stop_gateway(process)
-    raise RuntimeError("the kernel gateway did not come up")
-
-
-def stop_gateway(process: subprocess.Popen) -> None:
-    """SIGTERM the gateway we started (it shuts its kernels down), SIGKILL if it hangs."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-    process.log.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -315,12 +246,17 @@ def test_graph_builds_its_pool_from_a_kernel_spec(gateway, monkeypatch) -> None:
 
 @pytest.fixture(scope="module")
 def jailed_gateway(tmp_path_factory) -> Iterator[str]:
-    """A gateway whose default kernel is the ``codevision-jailed`` kernelspec."""
+    """A gateway set up as documented: jailed kernels, websockets without Nagle."""
     root = tmp_path_factory.mktemp("jailed-gateway")
     spec = install_kernelspec(root / "data", limits={"timeout": 30, "memory_bytes": 2 * 1024**3})
     assert spec.name == KERNEL_NAME
     port = free_port()
-    process = start_gateway(root, port, f"--KernelGatewayApp.default_kernel_name={KERNEL_NAME}")
+    process = start_gateway(
+        root,
+        port,
+        f"--KernelGatewayApp.default_kernel_name={KERNEL_NAME}",
+        f"--KernelGatewayApp.kernel_websocket_connection_class={NODELAY}",
+    )
     yield f"gateway+http://127.0.0.1:{port}"
     stop_gateway(process)
     assert not list((root / "tmp").glob("codevision-*"))  # the launchers left nothing behind

@@ -99,6 +99,7 @@ class GatewayChannels:
             reported lost.
         max_frame_bytes: Largest frame accepted from the gateway.
         on_message: Called with each decoded message first; returning ``True`` consumes it.
+        quick_ack: ACK every packet at once (see :func:`_quick_ack`).
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class GatewayChannels:
         reconnect_timeout: float,
         max_frame_bytes: int,
         on_message: Callable[[str, dict[str, Any]], bool] | None = None,
+        quick_ack: bool = True,
     ) -> None:
         self.url = url
         self.headers = headers
@@ -117,6 +119,7 @@ class GatewayChannels:
         self.reconnect_timeout = reconnect_timeout
         self.max_frame_bytes = max_frame_bytes
         self.on_message = on_message
+        self.quick_ack = quick_ack
         # The gateway signs what it forwards; this key only keeps the session from warning.
         self.session = Session(key=os.urandom(16), username="codevision")
         self.queues = {name: asyncio.Queue(MAX_QUEUED) for name in CHANNELS}
@@ -158,7 +161,8 @@ class GatewayChannels:
         if ws.subprotocol != PROTOCOL:
             await ws.close()
             raise ConnectionError(f"the gateway does not speak {PROTOCOL}")
-        _quick_ack(ws)
+        if self.quick_ack:
+            _quick_ack(ws)
         return ws
 
     async def close(self) -> None:
@@ -231,7 +235,8 @@ class GatewayChannels:
             ws = self._ws
             try:
                 async for frame in ws:
-                    _quick_ack(ws)
+                    if self.quick_ack:
+                        _quick_ack(ws)
                     if isinstance(frame, bytes):
                         self._dispatch(frame)
             except Exception:

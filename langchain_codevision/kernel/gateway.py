@@ -115,6 +115,9 @@ class GatewayKernelSession(KernelSession):
         request_timeout: Seconds one REST call may take.
         reconnect_timeout: Seconds a dropped websocket is retried before the kernel counts
             as lost (it is then restarted by the next call).
+        quick_ack: ACK the gateway's packets at once (Linux ``TCP_QUICKACK``): a stock
+            gateway's sockets run Nagle's algorithm, which with delayed ACKs costs ~40 ms
+            per round trip (see ``docs/remote-kernels.md``).
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class GatewayKernelSession(KernelSession):
         preamble: str = "",
         request_timeout: float = 10.0,
         reconnect_timeout: float = 10.0,
+        quick_ack: bool = True,
     ) -> None:
         super().__init__(limits=limits, isolation=isolation, env=env, preamble=preamble)
         self.url = gateway_url(url)
@@ -139,6 +143,7 @@ class GatewayKernelSession(KernelSession):
         self.kernel_name = kernel_name
         self.request_timeout = request_timeout
         self.reconnect_timeout = reconnect_timeout
+        self.quick_ack = quick_ack
         self.name = f"gateway-kernel-{next(_ids)}"
         self.kernel_id: str | None = None
         self._rest: GatewayRest | None = None
@@ -192,6 +197,7 @@ class GatewayKernelSession(KernelSession):
             reconnect_timeout=self.reconnect_timeout,
             max_frame_bytes=MAX_FRAME_BYTES,
             on_message=self._on_message,
+            quick_ack=self.quick_ack,
         )
         self._kc = channels
         try:
