@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -319,7 +320,10 @@ class ToolExecutor:
             session = await open_session()
             for call in work.runnable:
                 result = await session.aexecute(**work.kernel_kwargs(call))
-                for index, image in work.record(call, result):
+                # the model's view is resized and encoded off the kernel I/O loop, which
+                # every episode's kernels share (PIL and zlib release the GIL meanwhile)
+                extra = await asyncio.to_thread(work.record, call, result)
+                for index, image in extra:
                     await session.aput_image(index, image)
         return work
 
