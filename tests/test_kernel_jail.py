@@ -1,8 +1,9 @@
 """The jail holds: hostile model code cannot reach the host, sibling kernels or the next episode.
 
-Every attack runs as code in a real kernel, once per jail backend (bubblewrap and the
-package's own namespace jail), and each test checks both that the attack failed and that
-what it aimed at is untouched. Kill attempts aim at throwaway processes the test starts.
+Every attack runs as code in a real kernel, once per way of starting a jailed kernel
+(bubblewrap, the package's own namespace jail, and that jail forked from the preloaded
+kernel template), and each test checks both that the attack failed and that what it aimed
+at is untouched. Kill attempts aim at throwaway processes the test starts.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from langchain_codevision.kernel.hostdirs import UID_BASE
 from langchain_codevision.kernel.jail import KERNEL_LIB, backend_support
 
 MiB = 1024**2
-BACKENDS = ["bwrap", "namespaces"]
+BACKENDS = ["bwrap", "namespaces", "fork"]
 LIMITS = KernelLimits(
     timeout=10,
     memory_bytes=2 * 1024**3,
@@ -35,9 +36,16 @@ LIMITS = KernelLimits(
 )
 
 
+def jail(backend: str) -> dict[str, str]:
+    """Session options for one way of starting a jailed kernel."""
+    if backend == "fork":
+        return {"jail": "namespaces", "start": "fork"}
+    return {"jail": backend, "start": "exec"}
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    reason = backend_support(request.param)
+    reason = backend_support(jail(request.param)["jail"])
     assert reason is None, f"the {request.param} jail must work on the test machine: {reason}"
     return request.param
 
@@ -45,8 +53,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def pair(backend: str):
     """Two jailed kernels side by side: an attacker and its sibling victim."""
-    attacker = KernelSession(limits=LIMITS, jail=backend, isolation="strict").start()
-    victim = KernelSession(limits=LIMITS, jail=backend, isolation="strict").start()
+    attacker = KernelSession(limits=LIMITS, **jail(backend), isolation="strict").start()
+    victim = KernelSession(limits=LIMITS, **jail(backend), isolation="strict").start()
     victim.put_image(0, Image.new("RGB", (40, 20), "blue"))
     victim.execute("secret_value = 'victim-secret'\nopen('note.txt', 'w').write('private')")
     yield attacker, victim
@@ -174,7 +182,7 @@ def test_killing_its_parent_cannot_hurt_the_host(backend: str) -> None:
     script = f"""
         import os
         from langchain_codevision.kernel import KernelSession
-        with KernelSession(jail={backend!r}, isolation='strict') as session:
+        with KernelSession(**{jail(backend)!r}, isolation='strict') as session:
             code = ("import os, signal\\n"
                     "for target in (os.getppid(), {{host}}):\\n"
                     "    for sig in (signal.SIGSTOP, signal.SIGKILL):\\n"
@@ -208,7 +216,7 @@ def test_limits_cannot_be_raised(pair) -> None:
 
 
 def test_fork_loop_stops_inside_the_jail(backend: str) -> None:
-    with KernelSession(limits=LIMITS, jail=backend) as session:
+    with KernelSession(limits=LIMITS, **jail(backend)) as session:
         code = """
             import os, time
             children, error = [], None
@@ -233,15 +241,21 @@ def test_fork_loop_stops_inside_the_jail(backend: str) -> None:
 
 
 def test_memory_bomb_of_many_processes_stops_at_the_jail_limit(backend: str) -> None:
-    limits = KernelLimits(timeout=30, memory_bytes=2048 * MiB, disk_bytes=64 * MiB)
-    with KernelSession(limits=limits, jail=backend) as session:
+    limits = KernelLimits(timeout=120, memory_bytes=2048 * MiB, disk_bytes=64 * MiB)
+    with KernelSession(limits=limits, **jail(backend)) as session:
         code = """
             import os, subprocess, sys, time
             grab = ("import time\\nblock = bytes([1]) * (800 * 1024 * 1024)\\n"
-                    "open('/tmp/allocated-%d', 'w').close()\\ntime.sleep(6)")
+                    "open('/tmp/allocated-%d', 'w').close()\\ntime.sleep(300)")
             children = [subprocess.Popen([sys.executable, '-c', grab % i]) for i in range(4)]
-            time.sleep(5)
-            print(sum(child.poll() is None for child in children))  # still holding their 800 MiB
+            def holding(i):  # allocated its 800 MiB and still alive
+                return children[i].poll() is None and os.path.exists('/tmp/allocated-%d' % i)
+            deadline = time.monotonic() + 100  # each child either holds its block or died
+            while time.monotonic() < deadline and not all(
+                    holding(i) or children[i].poll() is not None for i in range(4)):
+                time.sleep(0.1)
+            time.sleep(0.5)
+            print(sum(holding(i) for i in range(4)))
             for child in children:
                 child.kill()
         """
@@ -373,7 +387,7 @@ def test_giant_result_is_refused_in_the_kernel(pair) -> None:
 
 
 def test_daemons_die_with_the_session(backend: str) -> None:
-    session = KernelSession(limits=LIMITS, jail=backend).start()
+    session = KernelSession(limits=LIMITS, **jail(backend)).start()
     code = """
         import os, subprocess, sys, time
         subprocess.Popen([sys.executable, '-c', 'import os, time\\nos.setsid()\\ntime.sleep(300)'])
@@ -403,7 +417,7 @@ def _running(pid: int) -> bool:
 
 
 def test_no_state_leaks_between_episodes(backend: str) -> None:
-    with KernelPool(size=1, jail=backend) as pool:
+    with KernelPool(size=1, **jail(backend)) as pool:
         with pool.session() as first:
             first_pid = first.pid
             run(
@@ -431,7 +445,7 @@ def test_no_state_leaks_between_episodes(backend: str) -> None:
 
 def test_nothing_is_left_on_the_host_after_close(backend: str) -> None:
     shm_before = set(os.listdir("/dev/shm"))
-    session = KernelSession(limits=LIMITS, jail=backend).start()
+    session = KernelSession(limits=LIMITS, **jail(backend)).start()
     session.put_image(0, Image.new("RGB", (64, 64)))
     run(session, "open('/dev/shm/x', 'wb').write(b'1' * 1000)\nopen('/tmp/y', 'w').write('y')")
     folder, cgroups = session.root, list(session.host.cgroup.paths)
@@ -447,7 +461,7 @@ def test_replacing_its_sockets_cannot_make_the_host_connect_elsewhere(backend, t
     server.bind(str(target))
     server.listen()
     server.settimeout(3)
-    with KernelSession(limits=LIMITS, jail=backend) as session:
+    with KernelSession(limits=LIMITS, **jail(backend)) as session:
         code = f"""
             import json, os, socket
             info = json.load(open('/run/cv/kernel.json'))
@@ -562,17 +576,21 @@ def test_forged_messages_never_raise_out_of_execute(pair, forged: str) -> None:
 
 
 def test_background_processes_are_held_to_the_cpu_quota(backend: str) -> None:
-    limits = KernelLimits(timeout=20, cpu_cores=0.5, max_processes=32)
-    with KernelSession(limits=limits, jail=backend) as session:
+    limits = KernelLimits(timeout=60, cpu_cores=0.5, max_processes=32)
+    with KernelSession(limits=limits, **jail(backend)) as session:
+        [cpu] = [p for p in session.host.cgroup.paths if "cpu" in p.parts]
+        # A busy shared host must not starve the jail below its quota: weight it up, so the
+        # cap (not the competition) is what holds its spinners back.
+        (cpu / "cpu.shares").write_text("262144")
         code = """
             import subprocess, sys, time
-            spin = 'import time\\nend = time.time() + 2\\nwhile time.time() < end: pass'
+            spin = ('import time\\nend = time.time() + 30\\n'
+                    'while time.process_time() < 1.5 and time.time() < end: pass')
             children = [subprocess.Popen([sys.executable, '-c', spin]) for _ in range(2)]
             for child in children:
                 child.wait()
         """
         run(session, code)
-        [cpu] = [p for p in session.host.cgroup.paths if "cpu" in p.parts]
         stats = dict(line.split() for line in (cpu / "cpu.stat").read_text().splitlines())
         assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "50000"
         assert int(stats["nr_throttled"]) > 0

@@ -1,4 +1,9 @@
-"""Kernel processes never outlive their owner: close, GC, interpreter exit, host crash."""
+"""Kernel processes never outlive their owner: close, GC, interpreter exit, host crash.
+
+Each case runs for both ways of starting a jailed kernel: a fresh interpreter (``exec``, in
+bubblewrap) and a fork of the host's preloaded kernel template (``fork``, whose template
+must go too).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ import pytest
 
 from langchain_codevision.kernel import KernelSession
 from langchain_codevision.kernel.hostdirs import sweep_stale
+
+STARTS = ["exec", "fork"]
 
 
 def _wait_gone(pid: int, seconds: float = 10.0) -> bool:
@@ -36,27 +43,31 @@ def _host(script: str) -> subprocess.Popen[str]:
     )
 
 
-def test_garbage_collection_kills_the_kernel() -> None:
-    session = KernelSession().start()
-    pid = session.pid
+@pytest.mark.parametrize("start", STARTS)
+def test_garbage_collection_kills_the_kernel(start: str) -> None:
+    session = KernelSession(start=start).start()
+    pid, jail_pid = session.pid, session.host.jail_pid
     root = session.root
     del session
     gc.collect()
-    assert pid is not None and _wait_gone(pid)
+    assert pid is not None and _wait_gone(pid) and _wait_gone(jail_pid)
     assert root is not None and not root.exists()
 
 
+@pytest.mark.parametrize("start", STARTS)
 @pytest.mark.parametrize("ending", ["normal-exit", "sigkill"])
-def test_host_exit_or_crash_leaves_no_kernel(ending: str) -> None:
+def test_host_exit_or_crash_leaves_no_kernel(ending: str, start: str) -> None:
     host = _host(
-        """
+        f"""
         import os, sys, time
         from langchain_codevision.kernel import KernelSession, KernelPool
-        session = KernelSession().start()
-        pool = KernelPool(size=1)
+        from langchain_codevision.kernel._forkserver import template
+        session = KernelSession(start={start!r}).start()
+        pool = KernelPool(size=1, start={start!r})
         pool.wait_ready()
         lent = pool.acquire()
         print(session.pid, lent.pid, session.host.jail_pid, lent.host.jail_pid, flush=True)
+        print(template().pid or "", flush=True)
         print(session.root.parent, *session.host.cgroup.paths, flush=True)
         if sys.argv[-1] == "sleep":
             time.sleep(60)
@@ -66,6 +77,8 @@ def test_host_exit_or_crash_leaves_no_kernel(ending: str) -> None:
     line = host.stdout.readline().split()
     assert len(line) == 4, host.stderr.read()
     pids = [int(p) for p in line]  # supervisors and jail inits, host pids
+    pids += [int(p) for p in host.stdout.readline().split()]  # the template, if any
+    assert len(pids) == (5 if start == "fork" else 4)
     run_root, *cgroups = (Path(p) for p in host.stdout.readline().split())
     assert all(psutil.pid_exists(pid) for pid in pids) and run_root.exists()
     if ending == "sigkill":
@@ -79,8 +92,9 @@ def test_host_exit_or_crash_leaves_no_kernel(ending: str) -> None:
     assert not [path for path in cgroups if path.exists()]
 
 
-def test_kernel_spawned_children_die_with_the_session() -> None:
-    session = KernelSession().start()
+@pytest.mark.parametrize("start", STARTS)
+def test_kernel_spawned_children_die_with_the_session(start: str) -> None:
+    session = KernelSession(start=start).start()
     session.execute("import subprocess\nchild = subprocess.Popen(['sleep', '300'])")
     jail = psutil.Process(session.host.jail_pid)
     [child] = [p for p in jail.children(recursive=True) if p.name() == "sleep"]

@@ -157,7 +157,7 @@ class KernelHost:
     def forget_jail(self) -> None:
         """Before a (re)start: drop the descriptors and pid of the previous jail."""
         self.close_files()
-        for name in ("jail.pid", "jail.err"):
+        for name in ("jail.pid", "jail.err", "jail.exit"):
             with contextlib.suppress(FileNotFoundError):
                 (self.dir / name).unlink()
         self.jail_pid = None

@@ -9,6 +9,8 @@ so it imports nothing from the package. Its settings come as JSON in
 Every limit is set with soft = hard (CPU: hard = soft + 1 s, so ``SIGXCPU`` arrives first),
 so code cannot raise it again. The layers that took effect here are written to
 ``layers_file`` before any user code runs; the host reads them once the kernel is ready.
+A kernel forked from the template (``_template.py``) runs :func:`main` in its jail's init
+instead of a new interpreter running this file.
 """
 
 import json
@@ -51,9 +53,11 @@ def _apply_rlimits(limits: dict) -> list[str]:
     return applied
 
 
-def main() -> None:
-    """Apply the configuration, then hand over to ipykernel."""
-    config = json.loads(os.environ.pop("CODEVISION_KERNEL_CONFIG", "{}"))
+def confine(config: dict) -> None:
+    """Apply a kernel configuration to this process: workdir, Landlock, seccomp, rlimits.
+
+    The layers that took effect are written to ``layers_file``.
+    """
     here = os.path.dirname(os.path.abspath(__file__))
     layers: list[str] = []
     if config.get("parent_pid"):
@@ -86,12 +90,19 @@ def main() -> None:
             json.dump(layers, handle)
     # Writes past RLIMIT_FSIZE must fail with OSError rather than kill the kernel.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Apply the configuration (from the environment), then hand over to ipykernel."""
+    config = json.loads(os.environ.pop("CODEVISION_KERNEL_CONFIG", "{}"))
+    confine(config)
+    here = os.path.dirname(os.path.abspath(__file__))
     # Running by path put this package folder first on sys.path; user code must not see it.
     if sys.path and os.path.abspath(sys.path[0]) == here:
         del sys.path[0]
     from ipykernel import kernelapp
 
-    kernelapp.launch_new_instance(argv=sys.argv[1:])
+    kernelapp.launch_new_instance(argv=sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ Backends: ``bwrap`` (bubblewrap) or ``namespaces`` (the same layers built here w
 ``unshare``/``mount``/``pivot_root``). Either way the kernel runs as an unprivileged uid in
 a user namespace (when the host is root it first drops to a per-kernel uid), in private
 PID, mount, network, IPC and UTS namespaces, inside the cgroups the host prepared.
+
+The kernel template (``_template.py``) runs :func:`supervise` in each child it forks, with
+the jail's init starting ipykernel in process instead of ``execve`` of ``kernel_argv``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 
 import _jailsys as sysc
 
@@ -50,6 +54,22 @@ EXIT_SETUP_FAILED = 70
 def main() -> None:
     """Read the configuration, build the jail, run the kernel, mirror its exit."""
     config = json.loads(os.environ.pop("CODEVISION_JAIL"))
+    _mirror(*supervise(config, sys.argv[1]))
+
+
+def supervise(
+    config: dict,
+    connection_file: str,
+    *,
+    parent_pid: int | None = None,
+    launch: Callable[[dict], None] | None = None,
+) -> tuple[int, bool]:
+    """Build the jail and run the kernel in it; returns its wait status (and "via bwrap").
+
+    ``parent_pid`` is the process that must stay alive (default: the host named in the
+    configuration); ``launch`` starts the kernel in the jail's init instead of ``execve``
+    of ``kernel_argv`` (a template process that forks kernels passes its own).
+    """
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts reach the kernel by message
     host_dir = config["host_dir"]
@@ -58,19 +78,19 @@ def main() -> None:
     config["err_fd"] = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
     try:
         sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != config["parent_pid"]:
+        if os.getppid() != (parent_pid or config["parent_pid"]):
             os._exit(1)  # the host is already gone
-        with open(sys.argv[1], encoding="utf-8") as handle:
+        with open(connection_file, encoding="utf-8") as handle:
             connection = json.load(handle)
         connection["ip"] = f"{JAIL_DIR}/ipc"
         kernel_conn = json.dumps(connection).encode()
         _join_cgroups(config.get("cgroups", ()))
-        run = _run_bwrap if config["backend"] == "bwrap" else _run_namespaces
-        status, via_bwrap = run(config, kernel_conn)
+        if config["backend"] == "bwrap":
+            return _run_bwrap(config, kernel_conn)
+        return _run_namespaces(config, kernel_conn, launch), False
     except Exception as exc:  # report why, for the host's start error
         _report(config, exc)
         os._exit(EXIT_SETUP_FAILED)
-    _mirror(status, via_bwrap)
 
 
 def _report(config: dict, exc: BaseException) -> None:
@@ -233,7 +253,7 @@ def _bind(source: str, target: str, *, directory: bool, readonly: bool = True) -
 
 
 # --------------------------------------------------------------------------- namespaces
-def _run_namespaces(config: dict, kernel_conn: bytes) -> tuple[int, bool]:
+def _run_namespaces(config: dict, kernel_conn: bytes, launch: Callable[[dict], None] | None) -> int:
     root_host = os.getuid() == 0
     flags = sysc.CLONE_NEWPID
     if not root_host:
@@ -249,7 +269,7 @@ def _run_namespaces(config: dict, kernel_conn: bytes) -> tuple[int, bool]:
         os.close(alive_write)
         os.close(ready_read)
         try:
-            _namespace_child(config, kernel_conn, alive_read, ready_write)
+            _namespace_child(config, kernel_conn, alive_read, ready_write, launch)
         except BaseException as exc:
             _report(config, exc)
         os._exit(EXIT_SETUP_FAILED)
@@ -260,7 +280,7 @@ def _run_namespaces(config: dict, kernel_conn: bytes) -> tuple[int, bool]:
     os.close(ready_read)
     status = _wait(pid)
     os.close(alive_write)
-    return status, False
+    return status
 
 
 def _map_ids(inner: int, outer_uid: int, outer_gid: int) -> None:
@@ -270,8 +290,17 @@ def _map_ids(inner: int, outer_uid: int, outer_gid: int) -> None:
     _write("/proc/self/gid_map", f"{inner} {outer_gid} 1")
 
 
-def _namespace_child(config: dict, kernel_conn: bytes, alive_fd: int, ready_fd: int) -> None:
-    """PID 1 of the new PID namespace: build the filesystem, drop everything, exec."""
+def _namespace_child(
+    config: dict,
+    kernel_conn: bytes,
+    alive_fd: int,
+    ready_fd: int,
+    launch: Callable[[dict], None] | None,
+) -> None:
+    """PID 1 of the new PID namespace: build the filesystem, drop everything, start the kernel.
+
+    The kernel is ``execve`` of ``kernel_argv``, or ``launch(config)`` in this process.
+    """
     namespaces = sysc.CLONE_NEWNS | sysc.CLONE_NEWNET | sysc.CLONE_NEWIPC | sysc.CLONE_NEWUTS
     sysc.unshare(namespaces | sysc.CLONE_NEWCGROUP)  # its cgroup path shows as "/"
     sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE)
@@ -332,6 +361,9 @@ def _namespace_child(config: dict, kernel_conn: bytes, alive_fd: int, ready_fd: 
     os.close(null)
     os.write(ready_fd, b"1")
     os.close(ready_fd)
+    if launch is not None:
+        launch(config)
+        os._exit(0)
     argv = config["kernel_argv"]
     os.execve(argv[0], argv, config["kernel_env"])
 

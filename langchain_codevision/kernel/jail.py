@@ -25,10 +25,14 @@ layer         what it stops
               ``ptrace``, ``unshare``, ``mount``, ...) fail with ``EPERM``; foreign-ABI calls too
 ============  ================================================================================
 
-Backends: ``bwrap`` (bubblewrap, preferred where installed) or ``namespaces`` (the same
-layers built by the package's own supervisor). ``isolation="strict"`` refuses to start a
-kernel without the core layers; ``"auto"`` runs with what is available and warns once,
-naming what is missing; ``"off"`` runs a plain child process (trusted code only).
+Backends: ``bwrap`` (bubblewrap) or ``namespaces`` (the same layers built by the
+package's own supervisor). A ``namespaces`` jail is either built around a fresh interpreter
+(``start="exec"``) or forked, with every layer above, from the host's preloaded kernel
+template (``start="fork"``, the default where it works: numpy, PIL, cv2 and ipykernel are
+imported once and their pages shared copy-on-write; see ``_template.py``).
+``isolation="strict"`` refuses to start a kernel without the core layers; ``"auto"`` runs
+with what is available and warns once, naming what is missing; ``"off"`` runs a plain child
+process (trusted code only).
 """
 
 from __future__ import annotations

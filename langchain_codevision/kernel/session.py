@@ -24,11 +24,13 @@ import itertools
 import os
 import signal
 import subprocess
+import sys
 import time
+import uuid
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import zmq
@@ -38,15 +40,17 @@ from jupyter_client.kernelspec import KernelSpec
 from PIL import Image
 
 from ._cell import POLL_S, run_cell
+from ._forkserver import ForkProvisioner
 from ._host import KernelHost, cleanup_state
 from ._loop import run_async, run_sync
-from .jail import JailBackend, JailPlan, plan_jail
+from .jail import JailBackend, JailPlan, backend_support, plan_jail
 from .limits import KernelLimits
 from .result import ExecutionError, ExecutionResult
 from .sandbox import IsolationPolicy
 
 RUNTIME_PATH = Path(__file__).with_name("_runtime.py")
 _ids = itertools.count(1)
+StartMode = Literal["auto", "fork", "exec"]
 
 
 class KernelStartError(RuntimeError):
@@ -54,10 +58,18 @@ class KernelStartError(RuntimeError):
 
 
 class _IsolatedKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernel command is our sandboxed launcher."""
+    """A kernel manager whose kernel command is our sandboxed launcher.
 
-    def __init__(self, argv: list[str], **kwargs: Any) -> None:
+    With ``forked``, the launch goes through the kernel template (:mod:`._forkserver`)
+    instead of ``Popen`` of the command.
+    """
+
+    def __init__(
+        self, argv: list[str], *, forked: bool = False, startup_timeout: float = 60.0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
+        self._forked = forked
+        self.startup_timeout = startup_timeout
         self._kernel_spec = KernelSpec(
             argv=argv,
             display_name="CodeVision (sandboxed Python)",
@@ -68,6 +80,14 @@ class _IsolatedKernelManager(AsyncKernelManager):
     @property
     def kernel_spec(self) -> KernelSpec | None:  # type: ignore[override]
         return self._kernel_spec
+
+    async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
+        if self._forked and self.provisioner is None:
+            self.kernel_id = self.kernel_id or str(uuid.uuid4())
+            self.provisioner = ForkProvisioner(
+                kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self
+            )
+        return await super()._async_pre_start_kernel(**kw)
 
 
 def _kill_process_group(pid: int | None) -> None:
@@ -82,9 +102,18 @@ def _kill_process_group(pid: int | None) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def _kill_supervisor(state: dict[str, Any]) -> None:
+    """SIGKILL the kernel's supervisor: by pidfd when forked, else by (own child's) pid."""
+    kill = state.get("kill")
+    if kill is not None:
+        kill()
+    else:
+        _kill_process_group(state.get("pid"))
+
+
 def _finalize(state: dict[str, Any]) -> None:
     """Last-resort cleanup at garbage collection or interpreter exit."""
-    _kill_process_group(state.get("pid"))
+    _kill_supervisor(state)
     cleanup_state(state)
 
 
@@ -130,8 +159,17 @@ class KernelSession:
         isolation: ``"strict"`` (refuse without the core jail layers), ``"auto"`` (default:
             the best jail available, one warning naming what is missing) or ``"off"`` (a
             plain child process, for trusted code); see :mod:`.jail`.
-        jail: ``"auto"`` (bubblewrap where installed, else the package's namespace jail),
-            ``"bwrap"`` or ``"namespaces"``.
+        jail: ``"auto"`` (with ``start="auto"``: the package's namespace jail, forked from
+            the kernel template where that works; else bubblewrap where installed, else the
+            namespace jail), ``"bwrap"`` or ``"namespaces"``.
+        start: How the kernel process comes to be: ``"fork"`` (forked from this host's
+            preloaded kernel template into its own namespace jail: every layer of
+            ``jail="namespaces"``, a fraction of the memory and start time), ``"exec"`` (a
+            fresh interpreter per kernel) or ``"auto"`` (default: ``"fork"`` where the jail
+            is ``"auto"`` or ``"namespaces"``, the namespace jail works here and ``python``
+            is this interpreter; else ``"exec"``). Forked kernels share the template's
+            imported modules, so ``env`` entries read only at import time (thread counts of
+            numpy's BLAS, say) do not apply to them.
         env: Extra environment variables for the kernel (trusted, added after scrubbing).
         python: Interpreter for the kernel (default: this one).
         preamble: Extra code run once after start and after each reset.
@@ -143,6 +181,7 @@ class KernelSession:
         limits: KernelLimits | None = None,
         isolation: IsolationPolicy | str = IsolationPolicy.AUTO,
         jail: JailBackend = "auto",
+        start: StartMode = "auto",
         env: dict[str, str] | None = None,
         python: str | None = None,
         preamble: str = "",
@@ -152,6 +191,20 @@ class KernelSession:
         self.jail = jail
         if jail not in ("auto", "bwrap", "namespaces"):
             raise ValueError(f"jail must be 'auto', 'bwrap' or 'namespaces', got {jail!r}")
+        if start not in ("auto", "fork", "exec"):
+            raise ValueError(f"start must be 'auto', 'fork' or 'exec', got {start!r}")
+        if start == "fork" and (
+            jail == "bwrap"
+            or self.policy is IsolationPolicy.OFF
+            or (python and os.path.realpath(python) != os.path.realpath(sys.executable))
+        ):
+            raise ValueError(
+                "start='fork' needs the namespace jail (jail='auto' or 'namespaces', isolation "
+                "not 'off') and this interpreter (python=None)"
+            )
+        self.start_mode = start
+        self.forked = False
+        self.start_phases: dict[str, float] = {}
         self.isolation = "none"
         self.extra_env = dict(env or {})
         self.python = python
@@ -312,7 +365,8 @@ class KernelSession:
 
     def __repr__(self) -> str:
         status = "closed" if self._closed else ("running" if self._km else "new")
-        return f"KernelSession({self.name}, {status}, isolation={self.isolation!r})"
+        how = ", forked" if self.forked else ""
+        return f"KernelSession({self.name}, {status}{how}, isolation={self.isolation!r})"
 
     # -------------------------------------------------------------------- internals
     async def _start(self) -> None:
@@ -326,8 +380,26 @@ class KernelSession:
             if self._km is None:
                 await self._launch()
 
+    def _fork_wanted(self) -> bool:
+        """Whether the next launch forks from the kernel template (see ``start``)."""
+        if self.start_mode != "auto":
+            return self.start_mode == "fork"
+        same_python = not self.python or (
+            os.path.realpath(self.python) == os.path.realpath(sys.executable)
+        )
+        return (
+            self.jail in ("auto", "namespaces")
+            and self.policy is not IsolationPolicy.OFF
+            and same_python
+            and backend_support("namespaces") is None
+        )
+
     async def _launch(self) -> None:
-        self.plan = plan_jail(self.policy, self.jail)
+        forked = self._fork_wanted()
+        if forked and (reason := backend_support("namespaces")) is not None:
+            raise KernelStartError(f"start='fork' needs the namespace jail: {reason}")
+        self.plan = plan_jail(self.policy, "namespaces" if forked else self.jail)
+        self.forked = forked and self.plan.backend == "namespaces"
         host = KernelHost(
             self.plan,
             self.limits,
@@ -341,6 +413,8 @@ class KernelSession:
             env = host.prepare_launch()
             km = _IsolatedKernelManager(
                 host.command(),
+                forked=self.forked,
+                startup_timeout=self.limits.startup_timeout,
                 transport="ipc",
                 ip=host.ipc_prefix,
                 connection_file=host.connection_file,
@@ -356,15 +430,33 @@ class KernelSession:
             raise KernelStartError(f"kernel failed to start: {exc}") from exc
 
     async def _boot(self, launch: Any) -> None:
-        """(Re)launch the kernel process, follow its jail, connect, run the preamble."""
+        """(Re)launch the kernel process, follow its jail, connect, run the preamble.
+
+        ``start_phases`` records how long each step took (ms).
+        """
         assert self.host is not None and self._km is not None
+        phases: dict[str, float] = {}
+        began = mark = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            phases[name] = (now - mark) * 1000
+            mark = now
+
         self.host.forget_jail()
         await launch()
-        self._state["pid"] = self._km.provisioner.pid if self._km.provisioner else None
+        lap("launch")
+        provisioner = self._km.provisioner
+        self._state["pid"] = provisioner.pid if provisioner else None
+        process = getattr(provisioner, "process", None)
+        self._state["kill"] = process.kill if self.forked and process is not None else None
         await self.host.follow_jail(self._is_alive, self.limits.startup_timeout)
+        lap("jail")
         km = self._km
         ports = [km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port]
         await self.host.pin_sockets(ports, self._is_alive, self.limits.startup_timeout)
+        lap("sockets")
         if self._kc is None:
             self._kc = self._km.client(context=_client_context())
             self._kc.start_channels()
@@ -373,9 +465,13 @@ class KernelSession:
         except RuntimeError as exc:
             detail = self.host.failure_detail() if self.host.jailed else ""
             raise KernelStartError(f"kernel failed to start: {exc} {detail}".strip()) from exc
+        lap("kernel_info")
         self.host.read_layers()
         self.isolation = self.host.isolation
         await self._run_preamble()
+        lap("preamble")
+        phases["total"] = (mark - began) * 1000
+        self.start_phases = phases
 
     def _read_pixels(self, where: dict[str, Any]) -> Image.Image:
         """Read one result image from the kernel's pixel buffer, within the limits.
@@ -589,8 +685,8 @@ class KernelSession:
         if self._km is not None:
             with contextlib.suppress(Exception):
                 await self._km.shutdown_kernel(now=True)
-        _kill_process_group(self._state.get("pid"))
-        self._state["pid"] = None
+        _kill_supervisor(self._state)
+        self._state["pid"] = self._state["kill"] = None
         if self.host is not None:
             self.host.kill_jail()
 

@@ -1,0 +1,288 @@
+"""Host side of the kernel template: fresh jailed kernels forked from a preloaded process.
+
+A cold kernel is a new interpreter that imports numpy, PIL, cv2 and ipykernel (about a
+second, and ~50 MiB of private pages each). The template (``_template.py``, one per host
+process, started on first use) has imported them once; each kernel is forked from it, in
+its own jail, and shares those pages copy-on-write.
+
+* :class:`Template`: starts the template process, sends it requests over one end of a
+  socketpair, restarts it when it has died.
+* :class:`ForkedProcess`: what the host holds of one forked kernel's supervisor: a pidfd
+  (signals never reach a reused pid) and its exit status.
+* :class:`ForkProvisioner`: the jupyter_client provisioner that launches kernels through
+  the template, so the session's kernel manager, client and restarts work unchanged.
+
+The template never sees a kernel's secrets: a request is a memfd the forked child reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning import LocalProvisioner
+
+from .jail import JAIL_DIR, KERNEL_LIB
+from .sandbox import scrub_environment
+
+__all__ = ["ForkProvisioner", "ForkedProcess", "Template", "TemplateGone", "template"]
+
+TEMPLATE = KERNEL_LIB / "_template.py"
+REPLY_SIZE = 16  # _template.REPLY: pid (int64), fork time (double)
+
+_lock = threading.Lock()
+_templates: dict[str, Template] = {}
+
+
+def template_env() -> dict[str, str]:
+    """The template's environment: exactly a jailed kernel's, before its per-kernel extras."""
+    env = scrub_environment(workdir=f"{JAIL_DIR}/work")
+    env["TMPDIR"] = "/tmp"
+    return env
+
+
+class TemplateGone(RuntimeError):
+    """The template process is not running (it is started again on the next request)."""
+
+
+class ForkedProcess:
+    """A forked kernel's supervisor, seen from the host (``subprocess.Popen``-like)."""
+
+    def __init__(self, pid: int, pidfd: int, host_dir: Path, fork_s: float) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.host_dir = host_dir
+        self.fork_s = fork_s
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit code (negative: killed by that signal), ``None`` while it runs."""
+        if self.returncode is None and self.pidfd >= 0:
+            if select.select([self.pidfd], [], [], 0)[0]:
+                self.returncode = self._exit_code()
+        elif self.returncode is None:
+            self.returncode = -signal.SIGKILL
+        return self.returncode
+
+    def _exit_code(self) -> int:
+        """The kernel's exit, as its supervisor recorded it (SIGKILL if it could not)."""
+        with contextlib.suppress(OSError, ValueError):
+            status = int((self.host_dir / "jail.exit").read_text())
+            return os.waitstatus_to_exitcode(status)
+        return -signal.SIGKILL
+
+    def send_signal(self, signum: int) -> None:
+        """Signal the supervisor through its pidfd (nothing happens once it is gone)."""
+        if self.pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self.pidfd, signum)
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor (the jail dies with it)."""
+        self.send_signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        """Release the pidfd (idempotent)."""
+        if self.pidfd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = -1
+
+
+class Template:
+    """One template process (see the module docstring); thread-safe."""
+
+    def __init__(self, python: str | None = None, *, quiet: bool = True) -> None:
+        self.python = python or sys.executable
+        self.quiet = quiet
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        """The template's pid while it runs."""
+        return self.process.pid if self.alive else None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the template process runs."""
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        """Start the template process unless it runs (call from a long-lived thread).
+
+        It dies with the thread that starts it (``PR_SET_PDEATHSIG``): the kernel I/O
+        thread, which lives as long as the host process.
+        """
+        with self._lock:
+            if not self.alive:
+                self._start()
+
+    def _start(self) -> None:
+        self._stop()
+        host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = template_env()
+        env["CODEVISION_TEMPLATE"] = json.dumps(
+            {"parent_pid": os.getpid(), "control_fd": child.fileno()}
+        )
+        output = subprocess.DEVNULL if self.quiet else None
+        try:
+            self.process = subprocess.Popen(
+                [self.python, str(TEMPLATE)],
+                env=env,
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
+                cwd="/",
+            )
+        finally:
+            child.close()
+        self._socket = host
+        self.starts += 1
+
+    def fork(self, request: dict[str, Any], host_dir: Path, timeout: float) -> ForkedProcess:
+        """Fork one kernel for ``request``.
+
+        Raises:
+            TemplateGone: the template is not running (or died while asked); start it.
+        """
+        payload = json.dumps(request).encode()
+        with self._lock:
+            if not self.alive or self._socket is None:
+                raise TemplateGone("the kernel template is not running")
+            try:
+                return self._exchange(self._socket, payload, host_dir, timeout)
+            except (OSError, EOFError) as exc:
+                if self.alive:
+                    raise
+                raise TemplateGone(f"the kernel template died: {exc}") from exc
+
+    def _exchange(
+        self, control: socket.socket, payload: bytes, host_dir: Path, timeout: float
+    ) -> ForkedProcess:
+        memfd = os.memfd_create("codevision-kernel-request", os.MFD_CLOEXEC)
+        try:
+            os.write(memfd, payload)
+            control.settimeout(timeout)
+            socket.send_fds(control, [b"F"], [memfd])
+            control.settimeout(0.2)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    reply, fds, _, _ = socket.recv_fds(control, REPLY_SIZE, 1)
+                    break
+                except TimeoutError:
+                    if not self.alive or time.monotonic() > deadline:
+                        raise
+        finally:
+            os.close(memfd)
+        if len(reply) != REPLY_SIZE or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            raise EOFError("the kernel template did not answer")
+        pid = int.from_bytes(reply[:8], sys.byteorder, signed=True)
+        fork_s = float(memoryview(reply[8:]).cast("d")[0])
+        return ForkedProcess(pid, fds[0], host_dir, fork_s)
+
+    def _stop(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        if self.process is not None:
+            with contextlib.suppress(OSError):
+                self.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
+            self.process = None
+
+    def stop(self) -> None:
+        """Stop the template (its kernels die with it)."""
+        with self._lock:
+            self._stop()
+
+
+def template(python: str | None = None) -> Template:
+    """This host process's template for ``python`` (made on first use, not started)."""
+    key = python or sys.executable
+    with _lock:
+        if key not in _templates:
+            quiet = os.environ.get("CODEVISION_KERNEL_DEBUG") != "1"
+            _templates[key] = Template(key, quiet=quiet)
+        return _templates[key]
+
+
+@atexit.register
+def _stop_templates() -> None:
+    for each in list(_templates.values()):
+        each.stop()
+
+
+class ForkProvisioner(LocalProvisioner):
+    """Launches the kernel through the template instead of ``Popen`` of its command.
+
+    The command is the jail supervisor's (its last argument the connection file) and the
+    environment its configuration, exactly as for a supervisor started by ``Popen``.
+    """
+
+    template: Template | None = None
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        """Ask the template for a kernel; the answer holds its supervisor's pidfd."""
+        config = json.loads(kwargs["env"]["CODEVISION_JAIL"])
+        request = {"config": config, "connection_file": cmd[-1]}
+        chosen = self.template or template()
+        timeout = float(getattr(self.parent, "startup_timeout", 60.0))
+        for attempt in (1, 2):
+            chosen.start()  # on this (the kernel I/O) thread, which outlives every kernel
+            try:
+                self.process = await asyncio.to_thread(
+                    chosen.fork, request, Path(config["host_dir"]), timeout
+                )
+                break
+            except TemplateGone:
+                if attempt == 2:
+                    raise
+        self.pid = self.process.pid
+        self.pgid = None
+        self.cwd = "/"
+        return self.connection_info
+
+    async def send_signal(self, signum: int) -> None:
+        """Signal the supervisor through its pidfd (never a process group by number)."""
+        if self.process is not None:
+            self.process.send_signal(signum)
+
+    async def kill(self, restart: bool = False) -> None:
+        """SIGKILL the supervisor; the jail's init and everything in it die with it."""
+        await self.send_signal(signal.SIGKILL)
+
+    async def terminate(self, restart: bool = False) -> None:
+        """Stop the kernel (a jailed kernel gets no grace period)."""
+        await self.kill(restart)
+
+    async def wait(self) -> int | None:
+        """Wait until the supervisor has exited; returns its exit code."""
+        if self.process is None:
+            return 0
+        while (code := self.process.poll()) is None:
+            await asyncio.sleep(0.01)
+        self.process.close()
+        self.process = None
+        return code

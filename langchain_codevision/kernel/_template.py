@@ -1,0 +1,190 @@
+"""Kernel template: an idle, preloaded interpreter that forks jailed kernels on request.
+
+Run by path (``python _template.py``) by the host's :mod:`._forkserver`, with the jailed
+kernels' own scrubbed environment plus ``CODEVISION_TEMPLATE`` (``{"parent_pid": int,
+"control_fd": int}``); it imports nothing from the package. It imports what every kernel
+needs (numpy, PIL, cv2, ipykernel, IPython), freezes the heap for the garbage collector, and
+then only waits on its control socket, so every kernel forked from it shares those pages
+copy-on-write instead of importing them again.
+
+What it holds: no secret (it never reads a request; the forked child does), no thread, no
+ZeroMQ context, and no descriptor but stdio, its control socket (one end of a socketpair:
+no path, no name, nothing a kernel could reach) and the pidfds of its children.
+
+Each request is one byte and one descriptor (a memfd holding the supervisor configuration
+of one kernel and the path of its connection file). The template forks; the child closes
+every inherited descriptor first, reads the request, and then is exactly the namespaces
+backend's supervisor (``_supervisor.supervise``): it joins the kernel's cgroups, builds the
+jail (per-kernel uid, user/PID/mount/net/IPC/UTS/cgroup namespaces, new root, capability
+bounding set, no_new_privs) and forks the jail's init, which applies the launcher's layers
+(``_launch.main``: Landlock, seccomp, rlimits, ``layers.json``) and starts ipykernel in
+process. The template answers with the child's pid and a pidfd of it.
+
+Both the template and each child die with their parent (``PR_SET_PDEATHSIG``), so a dead
+host or a dead template leaves no kernel behind; the host starts a new template on the
+next request.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+import _jailsys as sysc
+import _launch
+import _supervisor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PRELOAD = (
+    "math",
+    "numpy",
+    "numpy.random",
+    "PIL.Image",
+    "PIL.ImageDraw",
+    "PIL.ImageEnhance",
+    "PIL.ImageFilter",
+    "PIL.ImageFont",
+    "PIL.ImageOps",
+    "cv2",
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.iostream",
+    "ipykernel.heartbeat",
+    "ipykernel.comm",
+    "ipykernel.debugger",
+    "IPython.core.interactiveshell",
+    "IPython.core.history",
+    "IPython.core.completer",
+    "IPython.display",
+    "matplotlib_inline.backend_inline",
+    "jupyter_client.session",
+    "zmq.eventloop.zmqstream",
+    "tornado.ioloop",
+    "tornado.gen",
+    "tornado.locks",
+    "tornado.queues",
+    "encodings.idna",
+    "faulthandler",
+    "ast",
+    "mmap",
+    "shutil",
+    "sqlite3",
+)
+REPLY = struct.Struct("=qd")  # the child's pid, the template's fork time (s)
+MAX_FD = 1 << 20
+
+
+def _preload() -> None:
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except Exception:  # a kernel without it imports it (or fails) itself
+            continue
+
+
+def _child(control: socket.socket, request_fd: int, template_pid: int) -> None:
+    """The forked child: drop what it inherited, then be this kernel's jail supervisor."""
+    control.detach()  # its number is closed below; no object may close a reused number later
+    if request_fd != 3:
+        os.dup2(request_fd, 3)
+    os.closerange(4, MAX_FD)  # the control socket and the pidfds of every other kernel
+    raw, offset = b"", 0
+    while chunk := os.pread(3, 1 << 16, offset):
+        raw, offset = raw + chunk, offset + len(chunk)
+    os.close(3)
+    request = json.loads(raw)
+    config = request["config"]
+    status, _ = _supervisor.supervise(
+        config, request["connection_file"], parent_pid=template_pid, launch=_start_kernel
+    )
+    _supervisor._publish(os.path.join(config["host_dir"], "jail.exit"), str(status))
+    _supervisor._mirror(status, False)
+
+
+def _start_kernel(config: dict) -> None:
+    """In the jail's init, with every layer but the launcher's in force: become the kernel."""
+    os.closerange(3, MAX_FD)  # what execve would close: everything here is close-on-exec
+    os.environ.clear()
+    os.environ.update(config["kernel_env"])
+    sys.argv = list(config["kernel_argv"][1:])
+    import tempfile
+
+    tempfile.tempdir = None
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()  # not the template's state: each kernel draws its own
+    gc.enable()
+    try:
+        _launch.main(sys.argv[1:])
+    except SystemExit as exc:
+        code = exc.code
+        os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+    os._exit(0)
+
+
+def _serve(control: socket.socket) -> None:
+    template_pid = os.getpid()
+    children: dict[int, int] = {}  # pidfd -> pid, reaped once the pidfd says it exited
+    poller = select.poll()
+    poller.register(control.fileno(), select.POLLIN)
+    while True:
+        for fd, _ in poller.poll():
+            if fd in children:
+                poller.unregister(fd)
+                os.waitpid(children.pop(fd), 0)
+                os.close(fd)
+                continue
+            try:
+                message, fds, _, _ = socket.recv_fds(control, 16, 1)
+            except OSError:
+                return
+            if not message:
+                return  # the host is gone
+            if message != b"F" or len(fds) != 1:
+                for extra in fds:
+                    os.close(extra)
+                continue
+            started = time.perf_counter()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    _child(control, fds[0], template_pid)
+                finally:
+                    os._exit(_supervisor.EXIT_SETUP_FAILED)
+            os.close(fds[0])
+            pidfd = os.pidfd_open(pid)
+            children[pidfd] = pid
+            poller.register(pidfd, select.POLLIN)
+            reply = REPLY.pack(pid, time.perf_counter() - started)
+            try:
+                socket.send_fds(control, [reply], [pidfd])
+            except OSError:
+                return
+
+
+def main() -> None:
+    """Preload, freeze, then fork kernels until the host goes away."""
+    settings = json.loads(os.environ.pop("CODEVISION_TEMPLATE"))
+    sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != settings["parent_pid"]:
+        os._exit(1)
+    control = socket.socket(fileno=int(settings["control_fd"]))
+    gc.disable()
+    _preload()
+    if sys.path and os.path.abspath(sys.path[0]) == HERE:
+        del sys.path[0]  # the kernels must not see this folder first on their path
+    gc.collect()
+    gc.freeze()  # the preloaded heap stays shared: no collection writes to its pages
+    _serve(control)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""Kernels forked from the preloaded template: each in its own jail, nothing shared but pages.
+
+The jail's attacks themselves run for forked kernels in ``test_kernel_jail.py`` (its
+``fork`` backend); these tests cover what is particular to the template: what it holds,
+what a kernel can reach of it, its death, and what forking saves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from PIL import Image
+
+from langchain_codevision.kernel import KernelLimits, KernelSession
+from langchain_codevision.kernel._forkserver import template
+from langchain_codevision.kernel.jail import backend_support
+from langchain_codevision.kernel.sandbox import is_secret
+
+MiB = 1024**2
+LIMITS = KernelLimits(timeout=20, memory_bytes=2 * 1024**3, disk_bytes=64 * MiB)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _namespace_jail_works() -> None:
+    reason = backend_support("namespaces")
+    assert reason is None, f"the namespace jail must work on the test machine: {reason}"
+
+
+def forked(**options: object) -> KernelSession:
+    return KernelSession(limits=LIMITS, start="fork", isolation="strict", **options).start()
+
+
+def run(session: KernelSession, code: str) -> str:
+    out = session.execute(textwrap.dedent(code))
+    assert out.ok, f"{out.error}\n{out.error.traceback if out.error else ''}"
+    return out.stdout
+
+
+def members(session: KernelSession) -> list[int]:
+    """Every process of the kernel: its cgroup's members (supervisor, init, children)."""
+    assert session.host is not None and session.host.cgroup is not None
+    return [int(p) for p in (session.host.cgroup.paths[0] / "cgroup.procs").read_text().split()]
+
+
+def pss_mib(session: KernelSession) -> float:
+    total = 0
+    for pid in members(session):
+        try:
+            total += psutil.Process(pid).memory_full_info().pss
+        except psutil.Error:
+            continue
+    return total / MiB
+
+
+def gone(pid: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def fd_links(pid: int) -> list[str]:
+    """What each open descriptor of ``pid`` is (``socket:[inode]``, a path, ...)."""
+    links = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:  # closed meanwhile (the listing's own descriptor, say)
+            continue
+    return links
+
+
+def template_socket(pid: int) -> str:
+    """The ``socket:[inode]`` name of the template's control socket (its only socket)."""
+    [control] = [link for link in fd_links(pid) if link.startswith("socket:")]
+    return control
+
+
+def test_a_forked_kernel_runs_code_with_images_in_and_out() -> None:
+    with forked() as session:
+        assert session.forked
+        session.put_image(0, Image.new("RGB", (40, 20), "blue"))
+        out = session.execute(
+            "print(type(np).__name__, cv2.__name__)\nresult = image.rotate(90, expand=True)",
+            image=0,
+            collect=("result",),
+        )
+        assert out.ok, out.error
+        assert out.stdout == "module cv2\n"
+        assert out.result_images[0].image.size == (20, 40)
+        assert out.result_images[0].image.getpixel((5, 5)) == (0, 0, 255)
+        assert run(session, "x = 41\n") == "" and run(session, "print(x + 1)") == "42\n"
+        assert set(session.start_phases) >= {"launch", "jail", "kernel_info", "preamble"}
+
+
+def test_isolation_lists_the_same_layers_as_the_namespace_jail() -> None:
+    with KernelSession(limits=LIMITS, jail="namespaces", start="exec") as cold:
+        cold.execute("pass")
+        expected = cold.isolation
+        assert not cold.forked
+    with forked() as session:
+        assert session.execute("pass").isolation == expected
+        assert expected.startswith("namespaces+uid+user+pid+mount+net+ipc+uts+cgroup+")
+        ids = run(session, "import os; print(os.getuid(), os.getgid(), os.getgroups())")
+        assert ids.split() == ["65534", "65534", "[]"]
+
+
+def test_two_forked_kernels_cannot_see_each_others_files_or_processes() -> None:
+    with forked() as first, forked() as second:
+        run(first, "secret = 'first-secret'\nopen('/tmp/mine', 'w').write('first')")
+        probe = f"""
+            import os
+            print(os.path.exists('/tmp/mine'))
+            print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
+            for path in ('/proc/{first.host.jail_pid}/root/run/cv/kernel.json',
+                         {first.host.connection_file!r}):
+                try:
+                    open(path).read()
+                    print('READ')
+                except OSError as exc:
+                    print(type(exc).__name__)
+            try:
+                os.kill({first.host.jail_pid}, 0)
+                print('SIGNALLED')
+            except OSError as exc:
+                print(type(exc).__name__)
+        """
+        lines = run(second, probe).splitlines()
+        assert lines[0] == "False"
+        assert max(json.loads(lines[1])) < 100  # its own few processes only
+        assert "READ" not in lines[2:4] and lines[4] == "ProcessLookupError"
+        uids = {os.stat(f"/proc/{s.host.jail_pid}").st_uid for s in (first, second)}
+        assert len(uids) == 2  # one unprivileged host uid each
+        assert run(first, "print(secret)") == "first-secret\n"
+
+
+def test_the_template_is_out_of_reach_of_its_kernels() -> None:
+    with forked() as session:
+        tpl = template()
+        control = template_socket(tpl.pid)
+        code = f"""
+            import os, signal
+            for sig in (signal.SIGKILL, signal.SIGSTOP, 0):
+                try:
+                    os.kill({tpl.pid}, sig)
+                    print('SIGNALLED')
+                except OSError as exc:
+                    print(type(exc).__name__)
+            print(os.path.exists('/proc/{tpl.pid}'))
+            links = []
+            for fd in os.listdir('/proc/self/fd'):
+                try:
+                    links.append(os.readlink('/proc/self/fd/' + fd))
+                except FileNotFoundError:
+                    pass
+            print(sorted(links))
+        """
+        lines = run(session, code).splitlines()
+        assert lines[:3] == ["ProcessLookupError"] * 3 and lines[3] == "False"
+        assert control not in lines[4] and "pidfd" not in lines[4]
+        for pid in members(session):  # supervisor and jail alike: no descriptor of it
+            links = fd_links(pid)
+            assert control not in links and not [x for x in links if "pidfd" in x], links
+        assert tpl.alive and psutil.Process(tpl.pid).status() != psutil.STATUS_STOPPED
+
+
+def test_the_template_holds_no_thread_secret_or_stray_descriptor(monkeypatch) -> None:
+    template().stop()  # started again below, with a secret in the host's environment
+    monkeypatch.setenv("CODEVISION_TEST_API_KEY", "host-secret")
+    with forked() as session:
+        pid = template().pid
+        proc = psutil.Process(pid)
+        assert proc.num_threads() == 1
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        names = [entry.split(b"=", 1)[0].decode() for entry in environ if entry]
+        assert "CODEVISION_TEST_API_KEY" not in names and not [n for n in names if is_secret(n)]
+        links = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        extra = sorted(
+            link
+            for fd, link in links.items()
+            if int(fd) > 2 and not link.startswith("anon_inode:[pidfd]")
+        )
+        assert len(extra) == 1 and extra[0].startswith("socket:"), links  # the control socket
+        assert "CODEVISION_TEST_API_KEY" not in run(session, "import os; print(dict(os.environ))")
+
+
+def test_no_kernel_can_find_another_kernels_key_in_its_memory() -> None:
+    """The template never reads a request, so no kernel inherits another kernel's key."""
+    with forked() as first, forked() as second:
+        keys = [
+            json.loads(Path(s.connection_file).read_text())["key"]
+            for s in (first.host, second.host)
+        ]
+        # Halves, so the scanning code itself never holds a whole key.
+        halves = [(key[:16].encode(), key[16:].encode()) for key in keys]
+        code = f"""
+            found = set()
+            halves = {halves!r}
+            with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb', 0) as mem:
+                for line in maps:
+                    span, perms = line.split()[:2]
+                    if not perms.startswith('r'):
+                        continue
+                    start, end = (int(x, 16) for x in span.split('-'))
+                    for offset in range(start, end, 1 << 24):
+                        try:
+                            mem.seek(offset)
+                            chunk = mem.read(min(1 << 24, end - offset) + 64)
+                        except (OSError, OverflowError, ValueError):
+                            break
+                        for index, (head, tail) in enumerate(halves):
+                            at = chunk.find(head)
+                            while at >= 0:
+                                if chunk[at + len(head):at + len(head) + len(tail)] == tail:
+                                    found.add(index)
+                                    break
+                                at = chunk.find(head, at + 1)
+            print(sorted(found))
+        """
+        found = json.loads(run(second, code))
+        assert 1 in found  # the scan works: it finds its own key
+        assert 0 not in found  # and never the other kernel's
+
+
+def test_random_state_is_each_kernels_own() -> None:
+    with forked() as first, forked() as second:
+        code = "import random\nprint(np.random.randint(1 << 30), random.getrandbits(30))"
+        assert run(first, code) != run(second, code)
+
+
+def test_time_limit_restart_and_exit_status_of_a_forked_kernel() -> None:
+    with forked() as session:
+        session.put_image(0, Image.new("RGB", (8, 8), "red"))
+        run(session, "state = 1")
+        out = session.execute("while True: pass", timeout=1)
+        assert out.timed_out
+        assert run(session, "print('answers')") == "answers\n"  # interrupted (or restarted)
+        first_pid = session.pid
+        session.restart()
+        assert session.pid != first_pid and gone(first_pid)
+        assert session.execute("state").error.name == "NameError"
+        out = session.execute("result = image", image=0, collect=("result",))
+        assert out.result_images[0].image.getpixel((0, 0)) == (255, 0, 0)  # images restored
+        died = session.execute("import os; os._exit(3)")
+        assert died.error.name == "KernelDied" and "exit code 3" in died.error.value
+
+
+def test_close_leaves_no_process_and_the_template_reaps_its_children() -> None:
+    session = forked()
+    run(session, "import subprocess\nchild = subprocess.Popen(['sleep', '300'])")
+    pids = members(session)
+    assert len(pids) >= 3  # supervisor, jail init (the kernel), the sleeper
+    folder, cgroups = session.root, list(session.host.cgroup.paths)
+    supervisor = session.pid
+    session.close()
+    assert all(gone(pid) for pid in pids)
+    assert not folder.exists() and not [p for p in cgroups if p.exists()]
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(supervisor) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not psutil.pid_exists(supervisor)  # reaped by the template, not a zombie
+
+
+def test_killing_the_template_kills_its_kernels_and_the_next_request_restarts_it() -> None:
+    with forked() as session:
+        run(session, "state = 'before'")
+        tpl = template()
+        old_pid, starts = tpl.pid, tpl.starts
+        kernel_pids = members(session)
+        os.kill(old_pid, signal.SIGKILL)  # the template is this process's own child
+        assert all(gone(pid) for pid in kernel_pids)  # nothing runs on unmanaged
+        out = session.execute("print('after')")
+        assert out.restarted and out.stdout == "after\n"
+        assert tpl.starts == starts + 1 and tpl.pid != old_pid
+        assert session.execute("state").error.name == "NameError"
+
+
+def test_an_idle_forked_kernel_costs_less_memory_than_a_cold_one() -> None:
+    """PSS (shared pages split among their users) summed over every process of a kernel."""
+    with KernelSession(limits=LIMITS, jail="namespaces", start="exec") as cold:
+        cold.execute("pass")
+        time.sleep(0.5)
+        cold_pss = pss_mib(cold)
+        sessions = [forked() for _ in range(3)]
+        try:
+            for session in sessions:
+                session.execute("pass")
+            time.sleep(0.5)
+            forked_pss = max(pss_mib(session) for session in sessions)
+        finally:
+            for session in sessions:
+                session.close()
+    assert forked_pss < 0.75 * cold_pss, (forked_pss, cold_pss)
