@@ -256,6 +256,7 @@ def jailed_gateway(tmp_path_factory) -> Iterator[str]:
         port,
         f"--KernelGatewayApp.default_kernel_name={KERNEL_NAME}",
         f"--KernelGatewayApp.kernel_websocket_connection_class={NODELAY}",
+        "--KernelGatewayApp.max_kernels=2",
     )
     yield f"gateway+http://127.0.0.1:{port}"
     stop_gateway(process)
@@ -296,3 +297,18 @@ def test_a_jailed_remote_kernel_is_restarted_past_its_time_limit(jailed_gateway)
         after = session.execute("result = image", image=0, collect=("result",))
         assert after.ok and after.result_images[0].size == (10, 10)
         assert "net" in after.isolation.split("+")
+
+
+def test_the_gateways_kernel_limit_is_a_clear_start_error(jailed_gateway) -> None:
+    kernels = [
+        GatewayKernelSession(jailed_gateway, token=TOKEN, limits=LIMITS, kernel_name="python3")
+        for _ in range(3)
+    ]
+    try:
+        kernels[0].start()
+        kernels[1].start()
+        with pytest.raises(KernelStartError, match="maximum number of kernels"):
+            kernels[2].start()
+    finally:
+        for kernel in kernels:
+            kernel.close()

@@ -46,6 +46,12 @@ class GatewayRest:
                 f"no Kernel Gateway answers at {self.base_url} ({type(exc).__name__}: {exc}); "
                 "is `jupyter kernelgateway` running there?"
             ) from exc
+        if response.status_code == 403 and "Resource Limit" in response.text:
+            raise GatewayError(
+                f"the gateway at {self.base_url} already runs its maximum number of kernels "
+                "(--KernelGatewayApp.max_kernels)",
+                403,
+            )
         if response.status_code in (401, 403):
             raise GatewayAuthError(
                 f"the gateway at {self.base_url} refused the token (HTTP "
