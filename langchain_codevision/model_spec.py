@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
@@ -97,6 +98,11 @@ def _openai_model(spec: str, name: str, base_url: str | None) -> BaseChatModel:
 def _local_model(spec: str, name: str, adapter: str | None, load: bool) -> BaseChatModel:
     if not name:
         raise ModelSpecError("spec 'local:PATH' needs a model directory, e.g. local:./ckpt")
+    if adapter is not None and not (Path(adapter).expanduser() / "adapter_config.json").is_file():
+        raise ModelSpecError(
+            f"--adapter {adapter} holds no adapter_config.json, so it is not a PEFT adapter; "
+            "pass the folder a PEFT model was saved to (e.g. the adapter of codevision train)"
+        )
     from .models import ChatLocalVLM
 
     model = ChatLocalVLM(model=name, adapter=adapter)

@@ -351,3 +351,25 @@ def test_episode_images_are_written_once_each(tmp_path) -> None:
         "step-2-2.png",
         "step-2.png",
     ]
+
+
+def test_ask_hands_the_adapter_to_the_local_model(tmp_path, images) -> None:
+    from langchain_codevision.models import (
+        build_tiny_lora_adapter,
+        build_tiny_qwen2_5_vl,
+        build_tiny_qwen3_vl,
+    )
+
+    base = build_tiny_qwen2_5_vl(tmp_path / "tiny")
+    other = build_tiny_qwen3_vl(tmp_path / "tiny3")
+    foreign = build_tiny_lora_adapter(other, tmp_path / "lora3")  # made for another model
+    not_adapter = tmp_path / "not-an-adapter"
+    not_adapter.mkdir()
+    spec = f"local:{base}"
+    done = run_cli("ask", str(images["good"]), "q", "--model", spec, "--adapter", str(not_adapter))
+    assert_one_error_line(done, ExitCode.MODEL, str(not_adapter), "adapter_config.json")
+    # the weights and then the adapter load before any episode: a foreign adapter is refused
+    done = run_cli("ask", str(images["good"]), "q", "--model", spec, "--adapter", str(foreign))
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == ExitCode.MODEL and "Traceback" not in done.stderr, done.stderr
+    assert ERROR_LINE.match(last) and str(foreign) in last and "does not match" in last, last
