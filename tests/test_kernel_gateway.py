@@ -6,6 +6,7 @@ under pytest's temporary directory); sessions, pools and graph episodes go throu
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -142,6 +143,25 @@ def test_a_dead_kernel_is_reported_and_replaced(gateway) -> None:
         assert out.error is not None and out.error.name == "KernelDied" and out.restarted
         after = session.execute("result = image", image=0, collect=("result",))
         assert after.ok and after.result_images[0].size == (8, 8)
+
+
+def test_async_twins_run_side_by_side(gateway) -> None:
+    async def episode(tag: int) -> tuple[str, tuple[int, int]]:
+        async with GatewayKernelSession(gateway, token=TOKEN, limits=LIMITS) as session:
+            await session.aput_image(0, noise(20 + tag, 10))
+            out = await session.aexecute(
+                f"tag = {tag}\nresult = image.resize((image.width * 2, image.height))",
+                image=0,
+                collect=("result",),
+            )
+            printed = await session.aexecute("print(tag)")
+            return printed.stdout, out.result_images[0].size
+
+    async def both() -> list[tuple[str, tuple[int, int]]]:
+        return await asyncio.wait_for(asyncio.gather(episode(1), episode(2)), 120)
+
+    results = asyncio.run(both())
+    assert results == [("1\n", (42, 10)), ("2\n", (44, 10))]
 
 
 def test_a_dropped_websocket_reconnects_with_the_state(remote) -> None:
