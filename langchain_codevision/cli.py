@@ -1,9 +1,9 @@
 """``codevision``: ask a vision-language model about an image; it answers by running code.
 
 Commands: ``demo`` (offline, bundled images), ``ask`` (one image, one question, any model),
-``eval``, ``synth``, ``export``, ``train``. Mistakes are reported as one line on stderr with
-a documented exit status (:mod:`langchain_codevision.cli_errors`); ``--debug`` shows the
-traceback. See ``docs/cli.md``.
+``eval``, ``synth``, ``export``, ``train``, ``bench``. Mistakes are reported as one line on
+stderr with a documented exit status (:mod:`langchain_codevision.cli_errors`); ``--debug``
+shows the traceback. See ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ examples:
   codevision ask scan.jpg "Read line 2" --model openai:codevision-7b \\
       --base-url http://127.0.0.1:8000/v1 --profile release
   codevision eval data/ocrbench.jsonl --model offline --out runs/eval
+  codevision bench --quick                         kernel step vs other executors
   codevision <command> --help                      options of one command
 """
 
@@ -60,6 +61,24 @@ _EXPORT_EXAMPLES = """\
 examples:
   codevision export data/synth --format sharegpt --out data/sft
   codevision export data/synth --format openai --out data/openai --name codevision
+"""
+
+_EVAL_EXAMPLES = """\
+examples:
+  codevision eval data/ocrbench.jsonl --model offline --out runs/eval --limit 20
+  codevision eval data/mvtoolbench.parquet --model openai:codevision-7b \\
+      --base-url http://127.0.0.1:8000/v1 --profile release --out runs/mvtb --transforms
+"""
+
+_TRAIN_EXAMPLES = """\
+examples:
+  codevision train sft --config examples/training/sft_tiny.yaml --print-config
+  codevision train grpo --config examples/training/grpo_tiny.yaml --set lora.r=4
+"""
+
+_BENCH_EXAMPLES = """\
+examples:
+  codevision bench --quick --out bench-results
 """
 
 
@@ -419,11 +438,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", default="codevision", help="dataset name (file names)")
     export.set_defaults(func=_export)
 
+    from .benchmarks.cli import add_bench_parser
     from .eval.cli import add_eval_parser
     from .training.cli import add_train_parser
 
-    add_eval_parser(sub)
-    add_train_parser(sub)
+    for added, examples in (
+        (add_eval_parser(sub), _EVAL_EXAMPLES),
+        (add_train_parser(sub), _TRAIN_EXAMPLES),
+        (add_bench_parser(sub), _BENCH_EXAMPLES),
+    ):
+        added.epilog = examples + "\n" + EXIT_CODES_HELP
+        added.formatter_class = _Formatter
     return parser
 
 

@@ -210,11 +210,12 @@ def test_explain_maps_library_errors() -> None:
 def test_help_lists_commands_examples_and_exit_codes() -> None:
     done = run_cli("--help")
     assert done.returncode == 0
-    for word in ("demo", "ask", "eval", "synth", "export", "train", "examples:"):
+    for word in ("demo", "ask", "eval", "synth", "export", "train", "bench", "examples:"):
         assert word in done.stdout
     assert EXIT_CODES_HELP in done.stdout
     assert not re.search(r"^\s+run\s", done.stdout, re.M)  # the old name is not listed
     assert run_cli("ask", "--help").stdout.count("codevision ask ") >= 3
+    assert EXIT_CODES_HELP in run_cli("eval", "--help").stdout
 
 
 def test_model_spec_errors_say_what_to_do(monkeypatch) -> None:
