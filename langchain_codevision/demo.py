@@ -139,7 +139,7 @@ def render_label() -> Image.Image:
 
 @cache
 def _packaged(name: str) -> Image.Image:
-    with resources.files("langchain_codevision.demo_data").joinpath(name).open("rb") as f:
+    with resources.files("langchain_codevision").joinpath("demo_data", name).open("rb") as f:
         image = Image.open(f)
         image.load()
     return image.convert("RGB")
