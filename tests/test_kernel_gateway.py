@@ -172,6 +172,35 @@ def test_a_dropped_websocket_reconnects_with_the_state(remote) -> None:
     assert remote.channels.reconnects >= 1
 
 
+def test_a_cell_running_while_the_websocket_drops_still_reports(remote) -> None:
+    async def cell_with_a_drop() -> object:
+        running = asyncio.ensure_future(
+            remote.aexecute("import time\ntime.sleep(1.0)\nprint('late')\nresult = 7")
+        )
+        await asyncio.sleep(0.4)
+        await remote.channels.drop()
+        return await asyncio.wait_for(running, 30)
+
+    reconnects = remote.channels.reconnects
+    out = run_sync(cell_with_a_drop())
+    assert out.ok and out.stdout == "late\n"  # replayed by the gateway after the reconnect
+    assert remote.channels.reconnects == reconnects + 1
+
+
+def test_a_websocket_lost_past_its_retries_is_reopened_without_a_restart(gateway) -> None:
+    with GatewayKernelSession(gateway, token=TOKEN, limits=LIMITS, reconnect_timeout=0) as s:
+        s.execute("kept = 'still here'")
+        lost = s.channels
+        run_sync(lost.drop())
+        deadline = time.monotonic() + 10
+        while lost.usable and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not lost.usable  # no retries allowed: this websocket is gone for good
+        out = s.execute("print(kept)")
+        assert out.ok and out.stdout == "still here\n" and not out.restarted
+        assert s.channels is not lost and s.restarts == 0
+
+
 def test_wrong_token_is_a_clear_start_error(gateway) -> None:
     session = GatewayKernelSession(gateway, token="wrong", limits=LIMITS)
     with pytest.raises(KernelStartError, match="refused the token"):
@@ -288,7 +317,8 @@ def test_a_jailed_remote_kernel_reports_its_layers_and_sees_no_host_files(
 ) -> None:
     secret = tmp_path / "host-secret.txt"
     secret.write_text("host secret")
-    with GatewayKernelSession(jailed_gateway, token=TOKEN, limits=LIMITS, isolation="strict") as s:
+    limits = KernelLimits(timeout=15, interrupt_grace=10, startup_timeout=60)
+    with GatewayKernelSession(jailed_gateway, token=TOKEN, limits=limits, isolation="strict") as s:
         layers = s.isolation.split("+")
         for layer in ("uid", "user", "pid", "mount", "net", "ipc", "cgroup"):
             assert layer in layers, s.isolation

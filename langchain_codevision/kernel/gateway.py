@@ -148,6 +148,7 @@ class GatewayKernelSession(KernelSession):
         self.kernel_id: str | None = None
         self._rest: GatewayRest | None = None
         self._comm_id = ""
+        self._session_id = ""
         self._dead: str | None = None
         self._checked = 0.0
         self._pixels = bytearray()
@@ -187,11 +188,33 @@ class GatewayKernelSession(KernelSession):
         self._km = _RemoteKernel(self._rest, model["id"])
 
     async def _connect(self) -> None:
-        """Open the websocket, wait for the kernel, run the preamble."""
+        """Open a websocket, wait for the kernel, run the preamble."""
         self._dead = None
         self._pixels_for = None
+        self._session_id = uuid.uuid4().hex
+        await self._open_channels()
+        await self._wait_ready()
+        await self._run_preamble()
+
+    async def _reopen(self) -> bool:
+        """A websocket lost past its retries: reopen it when the kernel is still there.
+
+        The same session id makes the gateway replay what the kernel sent meanwhile.
+        """
+        self._checked = time.monotonic()
+        try:
+            model = await self._rest.get(self.kernel_id or "") if self._rest else None
+            if model is None or model.get("execution_state") == "dead":
+                return False
+            await self._kc.close()
+            await self._open_channels()
+        except Exception:
+            return False
+        return True
+
+    async def _open_channels(self) -> None:
         channels = GatewayChannels(
-            f"{self.ws_url}/api/kernels/{self.kernel_id}/channels?session_id={uuid.uuid4().hex}",
+            f"{self.ws_url}/api/kernels/{self.kernel_id}/channels?session_id={self._session_id}",
             self.headers,
             open_timeout=self.limits.startup_timeout,  # the gateway waits for the kernel
             reconnect_timeout=self.reconnect_timeout,
@@ -209,8 +232,6 @@ class GatewayKernelSession(KernelSession):
                     f"the gateway at {self.url} refused the token on its websocket", status
                 ) from exc
             raise KernelStartError(f"no websocket to the kernel at {self.url}: {exc}") from exc
-        await self._wait_ready()
-        await self._run_preamble()
 
     async def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.limits.startup_timeout
@@ -327,8 +348,10 @@ class GatewayKernelSession(KernelSession):
             await self._send_image(key, _to_array(image))
 
     async def _is_alive(self) -> bool:
-        if self._km is None or self._kc is None or self._dead or not self._kc.usable:
+        if self._km is None or self._kc is None or self._dead:
             return False
+        if not self._kc.usable:
+            return await self._reopen()
         if time.monotonic() - self._checked < ALIVE_CHECK_S or self._rest is None:
             return True
         self._checked = time.monotonic()
