@@ -135,82 +135,97 @@ async def cancelled(rounds: int, recycle: str) -> dict:
         await pool.aclose()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--episodes", type=int, default=1000)
-    parser.add_argument("--recycle", default="reset", choices=("reset", "replace"))
-    parser.add_argument("--cancel-rounds", type=int, default=5)
-    args = parser.parse_args()
-    before = kernel_footprint()
-    first = asyncio.run(concurrent_64(args.recycle))
-    bulk = asyncio.run(many(args.episodes, args.recycle))
-    cancel = asyncio.run(cancelled(args.cancel_rounds, args.recycle))
-    after = settled_footprint(before, timeout=30)
-    left = leaked(before, after)
-    chunks = -(-args.episodes // 200)
-    rows = [
+def rows_for(recycle: str, first: dict, bulk: dict, episodes: int) -> list[dict]:
+    chunks = -(-episodes // 200)
+    tag = f"[{recycle}]"
+    return [
         {
-            "metric": "64 concurrent on max_size 4: completed",
+            "metric": f"{tag} 64 concurrent on max_size 4: completed",
             "value": first["completed"],
             "target": "64",
             "ok": first["completed"] == 64,
         },
         {
-            "metric": "64 concurrent: answers in input order",
+            "metric": f"{tag} 64 concurrent: answers in input order",
             "value": first["in_order"],
             "target": "True",
             "ok": first["in_order"],
         },
         {
-            "metric": "64 concurrent: peak kernels alive",
+            "metric": f"{tag} 64 concurrent: peak kernels alive",
             "value": first["stats"]["peak_alive"],
             "target": "<= 4",
             "ok": first["stats"]["peak_alive"] <= 4,
         },
         {
-            "metric": "64 concurrent: acquires that waited (back-pressure)",
+            "metric": f"{tag} 64 concurrent: acquires that waited (back-pressure)",
             "value": first["stats"]["waits"],
             "target": "> 0",
             "ok": first["stats"]["waits"] > 0,
         },
-        {"metric": "64 concurrent: seconds", "value": first["seconds"], "unit": "s"},
+        {"metric": f"{tag} 64 concurrent: seconds", "value": first["seconds"], "unit": "s"},
         {
-            "metric": f"{args.episodes} episodes at concurrency 64: completed",
+            "metric": f"{tag} {episodes} episodes at concurrency 64: completed",
             "value": bulk["completed"],
-            "target": str(args.episodes),
-            "ok": bulk["completed"] == args.episodes,
+            "target": str(episodes),
+            "ok": bulk["completed"] == episodes,
         },
         {
-            "metric": f"{args.episodes} episodes: chunks of 200 in input order",
+            "metric": f"{tag} {episodes} episodes: chunks of 200 in input order",
             "value": bulk["chunks_in_order"],
             "target": str(chunks),
             "ok": bulk["chunks_in_order"] == chunks,
         },
         {
-            "metric": f"{args.episodes} episodes: episodes/s",
-            "value": args.episodes / bulk["seconds"],
+            "metric": f"{tag} {episodes} episodes: episodes/s",
+            "value": episodes / bulk["seconds"],
             "unit": "1/s",
         },
-        {"metric": f"{args.episodes} episodes: kernels started", "value": bulk["stats"]["started"]},
         {
-            "metric": f"{args.episodes} episodes: peak kernels alive",
+            "metric": f"{tag} {episodes} episodes: kernels started",
+            "value": bulk["stats"]["started"],
+        },
+        {
+            "metric": f"{tag} {episodes} episodes: peak kernels alive",
             "value": bulk["stats"]["peak_alive"],
             "target": "<= 8",
             "ok": bulk["stats"]["peak_alive"] <= 8,
         },
         {
-            "metric": "kernels still lent after the bulk run",
+            "metric": f"{tag} kernels still lent after the bulk run",
             "value": bulk["lent_after"] + bulk["episodes_left"],
             "target": "0",
             "ok": bulk["lent_after"] + bulk["episodes_left"] == 0,
         },
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--episodes", type=int, default=1000)
+    parser.add_argument("--recycle", default="reset", help="reset, replace or both (comma list)")
+    parser.add_argument("--cancel-rounds", type=int, default=5)
+    args = parser.parse_args()
+    modes = [m for m in args.recycle.split(",") if m]
+    before = kernel_footprint()
+    rows, extra = [], {"episodes": args.episodes, "footprint_before": before}
+    for recycle in modes:
+        first = asyncio.run(concurrent_64(recycle))
+        bulk = asyncio.run(many(args.episodes, recycle))
+        rows += rows_for(recycle, first, bulk, args.episodes)
+        extra[f"pool_stats_64_{recycle}"] = first["stats"]
+        extra[f"pool_stats_bulk_{recycle}"] = bulk["stats"]
+    cancel = asyncio.run(cancelled(args.cancel_rounds, modes[0]))
+    rows.append(
         {
             "metric": f"cancelled batches ({cancel['rounds']}): kernels lent after each",
             "value": str(cancel["lent_after_each"]),
             "target": "all 0",
             "ok": not any(cancel["lent_after_each"]),
-        },
-    ]
+        }
+    )
+    after = settled_footprint(before, timeout=30)
+    left = leaked(before, after)
     for key in after:
         rows.append(
             {
@@ -220,14 +235,7 @@ def main() -> None:
                 "ok": key not in left,
             }
         )
-    extra = {
-        "recycle": args.recycle,
-        "episodes": args.episodes,
-        "footprint_before": before,
-        "footprint_after": after,
-        "pool_stats_64": first["stats"],
-        "pool_stats_bulk": bulk["stats"],
-    }
+    extra["footprint_after"] = after
     path = write_report("concurrency", "Concurrency: episodes through the graph", rows, extra)
     print(path.read_text())
 

@@ -10,6 +10,11 @@ installs survive a reset). A kernel that died, was restarted, or failed to reset
 discarded and replaced. The pool prestarts exactly the shortfall: in ``reset`` mode a lent
 kernel counts as coming back.
 
+``max_size`` bounds the kernels alive at once (idle, lent, starting, being recycled):
+beyond it ``acquire`` waits for a kernel to come back (back-pressure), and ``stats``
+counts those waits and the peaks reached. An async acquire whose caller is cancelled
+takes no kernel with it, and an async release finishes even when its caller is cancelled.
+
 Example:
     >>> pool = KernelPool(size=2)
     >>> with pool.session() as kernel:
