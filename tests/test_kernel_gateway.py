@@ -95,6 +95,16 @@ def test_images_travel_as_raw_pixels_both_ways(remote, mode) -> None:
     assert np.array_equal(np.asarray(shown.images[0].image), np.asarray(result.image)[:5, :7])
 
 
+def test_images_larger_than_one_message_arrive_whole(remote) -> None:
+    image = noise(2100, 1500, "RGB", seed=7)  # 9.45 MB: two pixel messages
+    remote.put_image("big", image)
+    before = remote.stats["pixel_bytes_out"]
+    out = remote.execute("result = ImageOps.mirror(image)", image="big", collect=("result",))
+    assert out.ok, out.error
+    assert remote.stats["pixel_bytes_out"] - before >= 2100 * 1500 * 3
+    assert np.array_equal(np.asarray(out.result_images[0].image), np.asarray(image)[:, ::-1])
+
+
 def test_binding_and_errors_follow_the_runtime_contract(remote) -> None:
     remote.put_image("page", noise(40, 30))
     missing = remote.execute("result = image", image="nope", collect=("result",))
