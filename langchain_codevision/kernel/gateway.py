@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import itertools
@@ -30,13 +29,14 @@ import time
 import urllib.request
 import uuid
 import weakref
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from ._cell import POLL_S
+from ._gateway_pixels import PixelInbox
+from ._gateway_preamble import ISOLATION_EXPRESSION, literal_text, remote_preamble
 from ._gateway_rest import GatewayAuthError, GatewayError, GatewayRest
 from ._gateway_wire import GatewayChannels
 from .limits import KernelLimits
@@ -57,7 +57,6 @@ PIXEL_COMM = "codevision.pixels"
 ALIVE_CHECK_S = 2.0
 """Least seconds between two REST checks that the gateway still has the kernel."""
 MAX_FRAME_BYTES = 64 * 1024**2
-_HERE = Path(__file__).parent
 _ids = itertools.count(1)
 
 
@@ -151,8 +150,7 @@ class GatewayKernelSession(KernelSession):
         self._session_id = ""
         self._dead: str | None = None
         self._checked = 0.0
-        self._pixels = bytearray()
-        self._pixels_for: str | None = None
+        self._pixels = PixelInbox(self.limits)
         self._puts: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.stats = {"pixel_bytes_in": 0, "pixel_bytes_out": 0}
         self._finalizer.detach()
@@ -190,7 +188,7 @@ class GatewayKernelSession(KernelSession):
     async def _connect(self) -> None:
         """Open a websocket, wait for the kernel, run the preamble."""
         self._dead = None
-        self._pixels_for = None
+        self._pixels.clear()
         self._session_id = uuid.uuid4().hex
         await self._open_channels()
         await self._wait_ready()
@@ -260,46 +258,13 @@ class GatewayKernelSession(KernelSession):
         return None
 
     async def _run_preamble(self) -> None:
-        limits = self.limits
-        runtime = (_HERE / "_runtime.py").read_text(encoding="utf-8")
-        remote = (_HERE / "_gateway_remote.py").read_text(encoding="utf-8")
-        code = "\n".join(
-            [
-                "import sys as _cv_sys, types as _cv_types",
-                "def _cv_load(name, source):",
-                "    module = _cv_types.ModuleType(name)",
-                "    module.__file__ = '<' + name + '>'",
-                "    _cv_sys.modules[name] = module",
-                "    exec(compile(source, name, 'exec'), module.__dict__)",
-                "    return module",
-                "if '__cv_runtime__' not in get_ipython().user_ns:",
-                "    import atexit as _cv_atexit, shutil as _cv_shutil, tempfile as _cv_tmp",
-                "    _cv_px = _cv_tmp.mkdtemp(prefix='cv-px-')",
-                "    _cv_atexit.register(_cv_shutil.rmtree, _cv_px, True)",
-                f"    _cv_load('codevision_kernel_runtime', {runtime!r}).install(",
-                f"        get_ipython(), _cv_px, {limits.max_output_chars}, "
-                f"{limits.max_result_pixels})",
-                "    del _cv_atexit, _cv_shutil, _cv_tmp, _cv_px",
-                "__cv_runtime__.max_pixels = min(__cv_runtime__.max_pixels, "
-                f"{limits.max_result_pixels})",
-                f"_cv_load('codevision_kernel_runtime_remote', {remote!r}).attach("
-                "get_ipython(), __cv_runtime__)",
-                "del _cv_sys, _cv_types, _cv_load",
-                "import math",
-                "import numpy as np",
-                "import cv2",
-                "from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps",
-                self.user_preamble,
-                "__cv_runtime__.snapshot_baseline()",
-            ]
-        )
-        isolation = "__import__('codevision_kernel_runtime_remote').isolation(__cv_runtime__)"
-        reply = await self._request(code, silent=True, expressions={"iso": isolation})
+        code = remote_preamble(self.limits, self.user_preamble)
+        reply = await self._request(code, silent=True, expressions={"iso": ISOLATION_EXPRESSION})
         if reply.get("status") != "ok":
             raise KernelStartError(
                 f"kernel preamble failed: {reply.get('ename')}: {reply.get('evalue')}"
             )
-        self.isolation = _literal_text((reply.get("user_expressions") or {}).get("iso")) or "none"
+        self.isolation = literal_text((reply.get("user_expressions") or {}).get("iso")) or "none"
         if self.policy is IsolationPolicy.STRICT and self.isolation == "none":
             raise KernelStartError(
                 "isolation='strict' but the remote kernel reports no jail: start the gateway "
@@ -414,36 +379,18 @@ class GatewayKernelSession(KernelSession):
         if not isinstance(data, dict):
             return True
         if data.get("op") == "pixels":
-            self._take_pixels(parent, data.get("base"), msg["buffers"])
+            self.stats["pixel_bytes_out"] += self._pixels.take(
+                parent, data.get("base"), msg["buffers"]
+            )
         elif data.get("op") == "put" and parent in self._puts:
             future = self._puts.pop(parent)
             if not future.done():
                 future.set_result(data)
         return True
 
-    def _take_pixels(self, parent: str | None, base: Any, buffers: list[bytes]) -> None:
-        """Place one chunk of the current cell's pixel buffer (bounded in size)."""
-        if parent != self._pixels_for:
-            self._pixels = bytearray()
-            self._pixels_for = parent
-        cap = self.limits.max_images * self.limits.max_result_pixels * 4
-        if not isinstance(base, int) or base < 0 or len(buffers) != 1:
-            return
-        chunk = buffers[0]
-        if base + len(chunk) > cap:
-            return
-        if len(self._pixels) < base:
-            self._pixels.extend(bytes(base - len(self._pixels)))
-        self._pixels[base : base + len(chunk)] = chunk
-        self.stats["pixel_bytes_out"] += len(chunk)
-
     def _read_pixels(self, where: dict[str, Any]) -> Image.Image:
         """One result image from the pixels the kernel sent, checked like a local one."""
-        mode, size, length, offset = _pixel_layout(where, self.limits.max_result_pixels)
-        data = bytes(self._pixels[offset : offset + length])
-        if len(data) != length:
-            raise ValueError(f"the pixel buffer ended early ({len(data)} of {length} bytes)")
-        return Image.frombytes(mode, size, data)
+        return self._pixels.read(where)
 
     async def _send_image(self, key: str, array: np.ndarray) -> None:
         array = np.ascontiguousarray(array)
@@ -466,31 +413,3 @@ class GatewayKernelSession(KernelSession):
         if not reply.get("ok"):
             raise ValueError(f"could not register image {key!r}: {reply.get('error')}")
         self.stats["pixel_bytes_in"] += array.nbytes
-
-
-def _pixel_layout(where: Any, max_pixels: int) -> tuple[str, tuple[int, int], int, int]:
-    """``(mode, size, length, offset)`` of a kernel's image description, checked."""
-    if not isinstance(where, dict):
-        raise ValueError("the kernel described an image in an unknown form")
-    mode, size = where.get("mode"), where.get("size")
-    bands = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(str(mode))
-    if bands is None or not isinstance(size, list) or len(size) != 2:
-        raise ValueError(f"the kernel described an image it cannot send ({mode}, {size})")
-    width, height = (int(v) for v in size)
-    if width <= 0 or height <= 0 or width * height > max_pixels:
-        raise ValueError(f"the image is {width}x{height}; at most {max_pixels} pixels are accepted")
-    length, offset = width * height * bands, int(where.get("offset", 0))
-    if int(where.get("length", -1)) != length or offset < 0:
-        raise ValueError("the kernel's pixel description does not add up")
-    return str(mode), (width, height), length, offset
-
-
-def _literal_text(expression: Any) -> str | None:
-    """The string value of a ``user_expressions`` entry, if it holds one."""
-    if not isinstance(expression, dict) or expression.get("status") != "ok":
-        return None
-    text = (expression.get("data") or {}).get("text/plain")
-    with contextlib.suppress(ValueError, SyntaxError, TypeError):
-        value = ast.literal_eval(text)
-        return value if isinstance(value, str) else None
-    return None

@@ -1,0 +1,75 @@
+"""The client's side of the pixel comm: one cell's pixel buffer, rebuilt from chunks.
+
+The kernel sends the part of its pixel buffer each execute request wrote as
+``{"op": "pixels", "base": offset}`` messages, one binary buffer each; result and display
+images then name an ``offset`` and ``length`` in that buffer. Everything here comes from
+a hostile kernel: the buffer is bounded, and each image description is checked (known
+mode, size within ``max_result_pixels``, a byte count that adds up) before pixels are read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from .limits import KernelLimits
+
+__all__ = ["PixelInbox", "pixel_layout"]
+
+BANDS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+
+
+def pixel_layout(where: Any, max_pixels: int) -> tuple[str, tuple[int, int], int, int]:
+    """``(mode, size, length, offset)`` of a kernel's image description, checked."""
+    if not isinstance(where, dict):
+        raise ValueError("the kernel described an image in an unknown form")
+    mode, size = where.get("mode"), where.get("size")
+    bands = BANDS.get(str(mode))
+    if bands is None or not isinstance(size, list) or len(size) != 2:
+        raise ValueError(f"the kernel described an image it cannot send ({mode}, {size})")
+    width, height = (int(v) for v in size)
+    if width <= 0 or height <= 0 or width * height > max_pixels:
+        raise ValueError(f"the image is {width}x{height}; at most {max_pixels} pixels are accepted")
+    length, offset = width * height * bands, int(where.get("offset", 0))
+    if int(where.get("length", -1)) != length or offset < 0:
+        raise ValueError("the kernel's pixel description does not add up")
+    return str(mode), (width, height), length, offset
+
+
+class PixelInbox:
+    """The current request's pixel buffer (a new request's first chunk starts a new one)."""
+
+    def __init__(self, limits: KernelLimits) -> None:
+        self.limits = limits
+        self.cap = limits.max_images * limits.max_result_pixels * 4
+        self.data = bytearray()
+        self.request: str | None = None
+
+    def clear(self) -> None:
+        """Forget what was received (a new connection)."""
+        self.data = bytearray()
+        self.request = None
+
+    def take(self, request: str | None, base: Any, buffers: list[bytes]) -> int:
+        """Place one chunk sent for ``request``; returns the bytes kept (0: refused)."""
+        if request != self.request:
+            self.data = bytearray()
+            self.request = request
+        if not isinstance(base, int) or base < 0 or len(buffers) != 1:
+            return 0
+        chunk = buffers[0]
+        if base + len(chunk) > self.cap:
+            return 0
+        if len(self.data) < base:
+            self.data.extend(bytes(base - len(self.data)))
+        self.data[base : base + len(chunk)] = chunk
+        return len(chunk)
+
+    def read(self, where: dict[str, Any]) -> Image.Image:
+        """One image the kernel described, from the received pixels."""
+        mode, size, length, offset = pixel_layout(where, self.limits.max_result_pixels)
+        data = bytes(self.data[offset : offset + length])
+        if len(data) != length:
+            raise ValueError(f"the pixel buffer ended early ({len(data)} of {length} bytes)")
+        return Image.frombytes(mode, size, data)
