@@ -7,6 +7,9 @@ under pytest's temporary directory); sessions, pools and graph episodes go throu
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -372,3 +375,17 @@ def test_the_gateways_kernel_limit_is_a_clear_start_error(jailed_gateway) -> Non
     finally:
         for kernel in kernels:
             kernel.close()
+
+
+def test_the_kernelspec_installer_writes_a_runnable_spec(tmp_path) -> None:
+    module = "langchain_codevision.kernel.gateway_kernel"
+    limits = '{"memory_bytes": 1073741824, "max_processes": 32}'
+    command = [sys.executable, "-m", module, "install", "--prefix", str(tmp_path)]
+    done = subprocess.run([*command, "--limits", limits], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    spec = json.loads((tmp_path / "kernels" / KERNEL_NAME / "kernel.json").read_text())
+    assert spec["argv"][1:] == ["-m", module, "-f", "{connection_file}"]
+    assert spec["interrupt_mode"] == "message"
+    assert json.loads(spec["env"]["CODEVISION_KERNEL_LIMITS"])["max_processes"] == 32
+    refused = subprocess.run([*command, "--limits", '{"bogus": 1}'], capture_output=True, text=True)
+    assert refused.returncode == 2 and "bogus" in refused.stderr

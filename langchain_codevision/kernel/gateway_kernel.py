@@ -39,6 +39,7 @@ from .session import KernelSession
 __all__ = ["KERNEL_NAME", "install_kernelspec", "kernelspec", "main"]
 
 KERNEL_NAME = "codevision-jailed"
+MODULE = "langchain_codevision.kernel.gateway_kernel"  # not __name__: "__main__" under -m
 LIMITS_ENV = "CODEVISION_KERNEL_LIMITS"
 ISOLATION_ENV = "CODEVISION_KERNEL_ISOLATION"
 # (channel, socket the gateway connects to, socket towards the kernel)
@@ -58,7 +59,7 @@ def kernelspec(limits: dict[str, Any] | None = None) -> dict[str, Any]:
         KernelLimits(**limits)  # refuse unknown or invalid fields now
         env[LIMITS_ENV] = json.dumps(limits)
     return {
-        "argv": [sys.executable, "-m", __name__, "-f", "{connection_file}"],
+        "argv": [sys.executable, "-m", MODULE, "-f", "{connection_file}"],
         "display_name": "CodeVision (jailed Python)",
         "language": "python",
         "interrupt_mode": "message",
@@ -130,7 +131,7 @@ def serve(connection_file: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """``-f CONNECTION_FILE`` runs a kernel; ``install --prefix DIR`` writes the spec."""
-    parser = argparse.ArgumentParser(prog=f"python -m {__name__}")
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
     parser.add_argument("-f", dest="connection_file")
     parser.add_argument("command", nargs="?", choices=["install"])
     parser.add_argument("--prefix", default=None, help="a Jupyter data dir (default: user)")
@@ -140,8 +141,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "install":
         from jupyter_core.paths import jupyter_data_dir
 
-        limits = json.loads(args.limits) if args.limits else None
-        print(install_kernelspec(args.prefix or jupyter_data_dir(), args.name, limits))
+        try:
+            limits = json.loads(args.limits) if args.limits else None
+            folder = install_kernelspec(args.prefix or jupyter_data_dir(), args.name, limits)
+        except (TypeError, ValueError) as exc:
+            parser.error(f"--limits: {exc}")
+        print(folder)
         return
     if not args.connection_file:
         parser.error("-f CONNECTION_FILE is required")
