@@ -27,6 +27,7 @@ import functools
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -176,12 +177,15 @@ def episode_stats(episodes: int) -> dict[str, Any]:
         return statistics.median(row.get(key, 0) for row in rows)
 
     overhead = [(r["total"] - r["model"] - r["kernel"]) / r["steps"] for r in rows]
+    lend = statistics.median(starts.samples) if starts.samples else 0.0
+    beyond_waits = [o - lend / r["steps"] for o, r in zip(overhead, rows, strict=True)]
     return {
         "package": str(Path(langchain_codevision.__file__).parent),
         "episode_ms": med("total") * 1000,
         "model_ms": med("model") * 1000,
         "kernel_ms": med("kernel") * 1000,
         "overhead_per_step_ms": statistics.median(overhead) * 1000,
+        "overhead_beyond_waits_ms": statistics.median(beyond_waits) * 1000,
         "to_first_model_call_ms": med("to_first_model_call") * 1000,
         "fresh_start_ms": statistics.median(starts.samples) * 1000 if starts.samples else None,
         "encodes": med("encode"),
@@ -189,11 +193,30 @@ def episode_stats(episodes: int) -> dict[str, Any]:
     }
 
 
+CHANGED = (
+    "langchain_codevision/images.py",
+    "langchain_codevision/loop/checkpointing.py",
+    "langchain_codevision/loop/executor.py",
+    "langchain_codevision/loop/messages.py",
+    "langchain_codevision/loop/nodes.py",
+    "langchain_codevision/loop/state.py",
+)
+"""The files of the hot-path change: the before copy has these as they were at ``rev``."""
+
+
 def before_stats(rev: str, episodes: int) -> dict[str, Any]:
-    """:func:`episode_stats` on the package as it was at ``rev`` (same machine, same run)."""
+    """:func:`episode_stats` with :data:`CHANGED` as at ``rev`` (same machine, same run).
+
+    The rest of the package (kernels, pool) is the checkout's, so the rows compare the
+    hot-path change alone.
+    """
     with tempfile.TemporaryDirectory(prefix="graph-bench-") as tree:
+        for part in ("langchain_codevision", "tests"):
+            shutil.copytree(
+                ROOT / part, Path(tree) / part, ignore=shutil.ignore_patterns("__pycache__")
+            )
         archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", rev, "langchain_codevision", "tests"],
+            ["git", "-C", str(ROOT), "archive", rev, *CHANGED],
             check=True,
             capture_output=True,
         ).stdout
@@ -318,7 +341,7 @@ def main() -> None:
     step_ratio = step["kernel"] / step["process"]
     view_ratio = step["kernel_view"] / step["process_view"]
     views_per_step = 3 / 2  # the page and two results are shown, over two steps
-    machinery = after["overhead_per_step_ms"] - views_per_step * step["view_only"]
+    machinery = after["overhead_beyond_waits_ms"] - views_per_step * step["view_only"]
     rows = [
         {"metric": "episode wall time, before", "value": before["episode_ms"], "unit": "ms"},
         {"metric": "episode wall time, after", "value": after["episode_ms"], "unit": "ms"},
@@ -333,16 +356,27 @@ def main() -> None:
         {"metric": "resizes per episode, after", "value": after["resizes"], "unit": ""},
         {"metric": "kernel time per episode, after", "value": after["kernel_ms"], "unit": "ms"},
         {
-            "metric": "graph overhead per step beyond model + kernel, before",
+            "metric": "graph overhead per step beyond model + kernel steps, before",
             "value": before["overhead_per_step_ms"],
             "unit": "ms",
         },
         {
-            "metric": "graph overhead per step beyond model + kernel, after",
+            "metric": "graph overhead per step beyond model + kernel steps, after",
             "value": after["overhead_per_step_ms"],
             "unit": "ms",
+        },
+        {
+            "metric": "graph overhead per step beyond model + kernel waits (steps, lending), "
+            "before",
+            "value": before["overhead_beyond_waits_ms"],
+            "unit": "ms",
+        },
+        {
+            "metric": "graph overhead per step beyond model + kernel waits (steps, lending), after",
+            "value": after["overhead_beyond_waits_ms"],
+            "unit": "ms",
             "target": "<= 10",
-            "ok": after["overhead_per_step_ms"] <= 10,
+            "ok": after["overhead_beyond_waits_ms"] <= 10,
         },
         {
             "metric": "overhead after / before",
@@ -355,7 +389,7 @@ def main() -> None:
             "unit": "ms",
         },
         {
-            "metric": "graph overhead per step less its model-view work (1.5 views/step)",
+            "metric": "same, less the model-view work (1.5 views/step): graph machinery",
             "value": machinery,
             "unit": "ms",
         },
@@ -432,6 +466,10 @@ def main() -> None:
         "- PNG is written in one pass (no row filters, zlib level 1): lossless, so the OCR "
         "row compares text read from the sent image and from a PNG level 6 copy.",
         "- The model view's resize + encode runs off the kernel I/O loop that all episodes share.",
+        "- Before rows: the checkout with the hot-path files as at the before revision "
+        "(kernels and pool as checked out), in a subprocess of the same run.",
+        "- Kernel lending (a fresh kernel from the warm pool, loaded with the page) happens "
+        "on the first tool call and is not part of the steps' duration.",
         "- The machine is shared (load average above); compare rows of one run only.",
     ]
     path.write_text(path.read_text() + "\n".join(notes) + "\n")

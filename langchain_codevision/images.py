@@ -886,6 +886,9 @@ class TrajectoryImage(Mapping[str, Any]):
             raise KeyError(key)
         return getattr(self, key)
 
+    def __contains__(self, key: object) -> bool:
+        return key in _TRAJECTORY_KEYS  # never encodes (Mapping's default would)
+
     def __iter__(self) -> Iterator[str]:
         return iter(_TRAJECTORY_KEYS)
 

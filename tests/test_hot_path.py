@@ -156,6 +156,8 @@ def test_trajectory_image_serialises_as_png_everywhere(page) -> None:
     assert item["png"] is item["png"]  # encoded once
     with pytest.raises(KeyError):
         item["pixels"]
+    fresh = trajectory_image(page, 0)
+    assert "png" in fresh and "pixels" not in fresh and not fresh.encoded
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
@@ -177,3 +179,14 @@ def test_png_with_a_colour_profile_keeps_it(page) -> None:
     tagged.info["icc_profile"] = profile
     decoded = Image.open(io.BytesIO(encode_image(tagged, "png")))
     assert decoded.info.get("icc_profile") == profile and same(decoded.convert("RGB"), page)
+
+
+def test_a_trajectory_image_can_be_the_next_input(pool, page) -> None:
+    item = trajectory_image(page.rotate(90, expand=True), 1, "tool", 1)
+    stored = trajectory_image(page, 2, "tool", 2).to_dict()  # as a checkpoint holds it
+    _, graph = run(pool, page, [ANSWER])
+    out = graph.invoke({"image": [item, stored], "question": "q"})
+    assert out["answer"] == "done" and not item.encoded
+    first, second = trajectory_images(out)
+    assert same(first, page.rotate(90, expand=True)) and same(second, page)
+    assert [i["origin"] for i in out["images"]] == ["input", "input"]

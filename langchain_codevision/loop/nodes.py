@@ -353,8 +353,10 @@ class CodeVisionNodes:
 
 def _pixels_of(source: Any) -> Any:
     """An input kept by the state's reducer (a lazy trajectory image) as its pixels."""
+    if isinstance(source, TrajectoryImage):
+        return source.image
     if isinstance(source, Mapping) and "png" in source and "index" in source:
-        return as_trajectory_image(source).image
+        return as_trajectory_image(source).image  # a stored one: decoded, once
     return source
 
 
