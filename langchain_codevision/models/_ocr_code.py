@@ -7,15 +7,17 @@ kernel. Every template prints the text it reads as ``LINE x0,y0,x1,y1 conf | tex
 (pixel boxes on the step's output image) and leaves that image in ``result``.
 
 * :data:`READ_PAGE_CODE`: judge the orientation on a small copy (text-line shape from
-  detection, then recognition confidence of the four candidate fixes on the longest lines
-  only), undo it, read the fixed page. Prints ``ORIENTATION <applied transform> ...``.
+  detection, then recognition confidence of the four candidate fixes on a piece of each of
+  the three longest lines only), undo it, read the fixed page. Prints ``ORIENTATION
+  <applied transform> <score per candidate>``.
+* :data:`JUDGE_CODE`: the same without reading the fixed page (for orientation questions).
 * :func:`zoom_code`: crop a box, upscale it and read it again.
 * :data:`PLAIN_READ_CODE`: the simpler retry after an error: read the image as given.
 """
 
 from __future__ import annotations
 
-__all__ = ["ORIENTATION_FIXES", "PLAIN_READ_CODE", "READ_PAGE_CODE", "zoom_code"]
+__all__ = ["JUDGE_CODE", "ORIENTATION_FIXES", "PLAIN_READ_CODE", "READ_PAGE_CODE", "zoom_code"]
 
 ORIENTATION_FIXES: dict[str, str | None] = {
     "none": None,
@@ -45,16 +47,19 @@ READ_PAGE_CODE = (
     _ENGINE
     + """\
 src = ImageOps.autocontrast(image.convert("RGB"))
-k = min(1.0, 800 / max(src.size))
-small = src.resize((max(8, round(src.width * k)), max(8, round(src.height * k))))
+small = src.copy()
+small.thumbnail((800, 800))
 rects = []
 for b in ocr(bgr(small), use_cls=False, use_rec=False)[0] or []:
     b = np.asarray(b)
     rects.append((*b.min(0).astype(int), *(b.max(0).astype(int) + 1)))
 rects.sort(key=lambda r: -max(r[2] - r[0], r[3] - r[1]))
-top = rects[:4]
+top = rects[:3]
 T = Image.Transpose
-if sum(r[3] - r[1] > r[2] - r[0] for r in top) * 2 > len(top):
+tall = sum(r[3] - r[1] > r[2] - r[0] for r in top) * 2 > len(top)
+top = [(a, b, c, min(d, b + 8 * (c - a))) if tall else (a, b, min(c, a + 8 * (d - b)), d)
+       for a, b, c, d in top]  # a piece of a line is enough
+if tall:
     cands = {"rotate_90": T.ROTATE_270, "rotate_270": T.ROTATE_90,
              "rotate_90+flip_horizontal": T.TRANSVERSE, "rotate_90+flip_vertical": T.TRANSPOSE}
 else:
@@ -64,9 +69,8 @@ scores = {}
 for name, op in cands.items():
     confs = []
     for r in top:
-        c = small.crop(r)
-        c = c if op is None else c.transpose(op)
-        got = (ocr(bgr(c), use_det=False, use_cls=False)[0] or [["", 0.0]])[0]
+        c = small.crop(r) if op is None else small.crop(r).transpose(op)
+        got = (ocr(bgr(c), use_det=False, use_cls=False)[0] or [["", 0]])[0]
         confs.append(float(got[1]) if str(got[0]).strip() else 0.0)
     scores[name] = sum(confs) / max(len(confs), 1)
 applied = max(scores, key=scores.get) if top else "none"
@@ -75,9 +79,10 @@ if "none" in scores and scores["none"] >= scores[applied] - 0.01:
 op = cands.get(applied)
 result = src if op is None else src.transpose(op)
 print("ORIENTATION", applied, " ".join(f"{n}={s:.3f}" for n, s in scores.items()))
-show(result)
 """
 )
+JUDGE_CODE = READ_PAGE_CODE
+READ_PAGE_CODE = JUDGE_CODE + "show(result)\n"
 
 PLAIN_READ_CODE = (
     _ENGINE

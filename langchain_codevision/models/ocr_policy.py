@@ -49,7 +49,12 @@ from PIL import Image
 from pydantic import Field
 
 from langchain_codevision.images import image_from_block
-from langchain_codevision.models._ocr_code import PLAIN_READ_CODE, READ_PAGE_CODE, zoom_code
+from langchain_codevision.models._ocr_code import (
+    JUDGE_CODE,
+    PLAIN_READ_CODE,
+    READ_PAGE_CODE,
+    zoom_code,
+)
 from langchain_codevision.models._ocr_read import read_image_lines, undoing_transform
 from langchain_codevision.models._ocr_rules import (
     NO_TEXT,
@@ -170,7 +175,8 @@ class OfflineOCRModel(BaseChatModel):
         turns = [_Turn(m.text, _images(m)) for m in messages if _is_tool_turn(m)]
         done = _descriptions(messages)
         if not turns:
-            return ("call", _first_thought(question), (READ_PAGE_CODE, _READ, 0))
+            code = JUDGE_CODE if question.kind == "orientation" else READ_PAGE_CODE
+            return ("call", _first_thought(question), (code, _READ, 0))
         last = turns[-1]
         if last.error and len(turns) == 1:
             thought = "The code failed; retry with simpler code that only reads the image."
@@ -180,7 +186,7 @@ class OfflineOCRModel(BaseChatModel):
             thought = "Both attempts failed, so nothing was read."
             return ("answer", thought, answer_question(question, [], None))
         page, _ = reads[-1]
-        lines, orientation = self._perceive(page, messages)
+        lines, orientation = self._perceive(page, messages, question.kind != "orientation")
         if done and done[-1] == _ZOOM and not last.error:
             lines = _merge_zoom(question, lines, self._lines_of(last))
         elif len(turns) == 1 and question.kind in _LINE_KINDS and _RESULT_INDEX.search(page.text):
@@ -196,7 +202,7 @@ class OfflineOCRModel(BaseChatModel):
         return ("answer", _final_thought(orientation, lines), answer)
 
     def _perceive(
-        self, turn: _Turn, messages: list[BaseMessage]
+        self, turn: _Turn, messages: list[BaseMessage], need_text: bool
     ) -> tuple[list[OcrLine], str | None]:
         """The lines and orientation a read-page turn reports (or shows, in its image)."""
         lines = parse_lines(turn.text)
@@ -205,12 +211,8 @@ class OfflineOCRModel(BaseChatModel):
             original = _first_image(messages)
             if original is not None and turn.images:
                 orientation = undoing_transform(original, turn.images[0])
-        if (
-            not lines
-            and turn.images
-            and "LINE " not in turn.text
-            and "ORIENTATION" not in turn.text
-        ):
+        shown = "LINE " in turn.text or "ORIENTATION" in turn.text
+        if need_text and not lines and turn.images and not shown:
             lines = read_image_lines(turn.images[0])
         return lines, orientation
 
