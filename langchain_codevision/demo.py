@@ -39,6 +39,7 @@ from .episode_output import (
 )
 
 __all__ = [
+    "DEMO_CODE_TIMEOUT_S",
     "DEMO_ITEMS",
     "WORDS",
     "DemoItem",
@@ -90,6 +91,10 @@ MEMO_LINES = (
     "Parking passes are at the front desk.",
 )
 """The text of :func:`render_memo`'s page, line by line."""
+
+DEMO_CODE_TIMEOUT_S = 120.0
+"""Seconds one tool call may run in the demo: the offline policy runs an OCR engine in the
+kernel, which can take tens of seconds on a busy CPU (the kernel's default limit is 30 s)."""
 
 LABEL_CODE = "KX-4821"
 """The order code printed on :func:`render_label`'s label."""
@@ -271,6 +276,7 @@ def iter_demo(
     items: Sequence[DemoItem] = DEMO_ITEMS,
     profile: str = "default",
     on_start: Callable[[int, DemoItem], None] | None = None,
+    code_timeout: float | None = DEMO_CODE_TIMEOUT_S,
 ) -> Iterator[DemoResult]:
     """Run each item through the CodeVision graph; yield its result as soon as it is done.
 
@@ -280,6 +286,7 @@ def iter_demo(
         items: The questions to ask.
         profile: The protocol profile.
         on_start: Called with the item's number (from 1) and the item before it runs.
+        code_timeout: Seconds one tool call may run (``None``: the kernel's own limit).
     """
     from .kernel import KernelPool
     from .loop.graph import create_codevision_graph
@@ -287,7 +294,9 @@ def iter_demo(
 
     chosen = model if model is not None else load_chat_model("offline")
     with KernelPool(size=2) as pool:
-        graph = create_codevision_graph(chosen, profile=profile, pool=pool)
+        graph = create_codevision_graph(
+            chosen, profile=profile, pool=pool, code_timeout=code_timeout
+        )
         for number, item in enumerate(items, 1):
             if on_start is not None:
                 on_start(number, item)
