@@ -137,7 +137,10 @@ def test_debug_shows_the_traceback(images) -> None:
 
 def test_other_commands_report_plain_errors(tmp_path, capsys) -> None:
     missing = tmp_path / "nothing-here"
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("kind: sft\nmodel: [unclosed\n")
     cases = [
+        (["train", "sft", "--config", str(bad_yaml)], ExitCode.INPUT, "not valid YAML"),
         (["eval", str(missing), "--out", str(tmp_path / "e")], ExitCode.INPUT, str(missing)),
         (["export", str(missing), "--out", str(tmp_path / "x")], ExitCode.INPUT, str(missing)),
         (["synth", "--out", str(tmp_path / "s"), "--mix", "{bad"], ExitCode.USAGE, "--mix"),

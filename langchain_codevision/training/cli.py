@@ -72,17 +72,9 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return [*items, *args.set]
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """Run ``codevision train``; returns the exit status.
-
-    0: trained (or settings printed); 2: bad settings; 3: the config file cannot be read.
-    The message is one line on stderr, ``codevision: error: <cause>; <what to do>``.
-    """
-    from .config import apply_overrides, load_config
-
-    try:
-        settings = apply_overrides(load_config(args.config, args.kind), _overrides(args))
-    except OSError as exc:
+def _settings_error(args: argparse.Namespace, exc: Exception) -> int:
+    """One line for a config that cannot be read (3) or holds a bad setting (2)."""
+    if isinstance(exc, OSError):
         reason = exc.strerror or str(exc)
         print(
             f"codevision: error: cannot read the config {args.config} ({reason}); "
@@ -90,14 +82,40 @@ def run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
-    except ValueError as exc:
-        text = " ".join(str(exc).split())
-        print(
-            f"codevision: error: train {args.kind}: {text}; fix the setting in "
-            f"{args.config} or the --set value",
-            file=sys.stderr,
-        )
-        return 2
+    text = " ".join(str(exc).split())
+    print(
+        f"codevision: error: train {args.kind}: {text}; fix the setting in "
+        f"{args.config} or the --set value",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``codevision train``; returns the exit status.
+
+    0: trained (or settings printed); 2: bad settings; 3: the config file cannot be read
+    or is not valid YAML.
+    The message is one line on stderr, ``codevision: error: <cause>; <what to do>``.
+    """
+    from .config import apply_overrides, load_config
+
+    try:
+        settings = apply_overrides(load_config(args.config, args.kind), _overrides(args))
+    except Exception as exc:
+        if type(exc).__module__.startswith("yaml"):  # malformed YAML: an input problem
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where is not None else ""
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            print(
+                f"codevision: error: the config {args.config} is not valid YAML ({problem}{at}); "
+                "fix the file",
+                file=sys.stderr,
+            )
+            return 3
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
+        return _settings_error(args, exc)
     if args.print_config:
         print(json.dumps(dataclasses.asdict(settings), indent=2, default=str))
         return 0
