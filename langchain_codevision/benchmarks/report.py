@@ -120,7 +120,10 @@ def markdown(result: dict[str, Any], title: str = "Code executors compared") -> 
     """The whole report as markdown."""
     meta = result.get("meta", {})
     lines = [f"# {title}", "", NOTE, ""]
-    lines += [f"- {key}: {value}" for key, value in meta.items()]
+    lines += [
+        f"- {key}: {f'{value:.1f}' if isinstance(value, float) else value}"
+        for key, value in meta.items()
+    ]
     lines += ["", "## Step time (median; x the in-process floor)", ""]
     lines += peer_table(result.get("peers", []))
     lines += ["", "## Kernel start", "", "| start | median ms | note |", "|---|---|---|"]
