@@ -119,7 +119,8 @@ def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out_dir()
     model = load_chat_model("offline")
     print(
-        f"codevision demo: {len(items)} questions about real and rendered images, "
+        f"codevision demo: {len(items)} question{'s' if len(items) != 1 else ''} about real "
+        "and rendered images, "
         f"answered by the offline model ({type(model).__name__}); its code runs in the "
         "sandboxed kernel.",
     )

@@ -223,7 +223,7 @@ DEMO_ITEMS: tuple[DemoItem, ...] = (
         "rendered parcel label",
         render_label,
         "flip_vertical",
-        "What is the order code on this label?",
+        "What is the order code?",
         (LABEL_CODE,),
     ),
 )
