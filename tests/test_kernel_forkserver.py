@@ -194,6 +194,20 @@ def test_the_template_holds_no_thread_secret_or_stray_descriptor(monkeypatch) ->
         )
         assert len(extra) == 1 and extra[0].startswith("socket:"), links  # the control socket
         assert "CODEVISION_TEST_API_KEY" not in run(session, "import os; print(dict(os.environ))")
+        # What its imports write below HOME (matplotlib's font cache) stays in its own /run.
+        assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+        assert os.listdir(f"/proc/{pid}/root/run") in ([], ["cv"])
+        assert not Path("/run/cv").exists()
+
+
+def test_matplotlib_figures_come_back_from_a_forked_kernel() -> None:
+    with forked() as session:
+        out = session.execute(
+            "import matplotlib.pyplot as plt\n"
+            "plt.figure(figsize=(2, 1)); plt.plot([0, 1], [1, 0]); plt.show()"
+        )
+        assert out.ok, out.error
+        assert [image.source for image in out.images] == ["figure"]
 
 
 def test_no_kernel_can_find_another_kernels_key_in_its_memory() -> None:
@@ -255,6 +269,25 @@ def test_time_limit_restart_and_exit_status_of_a_forked_kernel() -> None:
         assert out.result_images[0].image.getpixel((0, 0)) == (255, 0, 0)  # images restored
         died = session.execute("import os; os._exit(3)")
         assert died.error.name == "KernelDied" and "exit code 3" in died.error.value
+
+
+@pytest.mark.parametrize("start", ["exec", "fork"])
+def test_the_jails_init_reaps_orphans_and_passes_on_the_cpu_limit(start: str) -> None:
+    """The kernel is PID 2 under a reaping init, in both ways of starting the namespace jail."""
+    limits = KernelLimits(timeout=60, cpu_seconds=2, memory_bytes=2 * 1024**3)
+    with KernelSession(limits=limits, jail="namespaces", start=start) as session:
+        code = """
+            import os, subprocess, time
+            for _ in range(5):  # each leaves an orphan that exits at once
+                subprocess.run(['sh', '-c', '(sleep 0.1; exit 0) & exit 0'])
+            time.sleep(1)
+            print(os.getpid(), os.getppid())
+        """
+        assert run(session, code).split() == ["2", "1"]
+        zombies = [pid for pid in members(session) if psutil.Process(pid).status() == "zombie"]
+        assert zombies == []
+        out = session.execute("x = 0\nwhile True:\n    x += 1")
+        assert out.error.name == "KernelDied" and "SIGXCPU" in out.error.value
 
 
 def test_close_leaves_no_process_and_the_template_reaps_its_children() -> None:

@@ -80,8 +80,11 @@ class ForkedProcess:
     def _exit_code(self) -> int:
         """The kernel's exit, as its supervisor recorded it (SIGKILL if it could not)."""
         with contextlib.suppress(OSError, ValueError):
-            status = int((self.host_dir / "jail.exit").read_text())
-            return os.waitstatus_to_exitcode(status)
+            status = int((self.host_dir / "jail.exit").read_text())  # the jail init's
+            code = os.waitstatus_to_exitcode(status)
+            if 128 < code < 128 + signal.NSIG:
+                return 128 - code  # 128 + n from the jail's init: the kernel got signal n
+            return code
         return -signal.SIGKILL
 
     def send_signal(self, signum: int) -> None:

@@ -87,7 +87,7 @@ def supervise(
         _join_cgroups(config.get("cgroups", ()))
         if config["backend"] == "bwrap":
             return _run_bwrap(config, kernel_conn)
-        return _run_namespaces(config, kernel_conn, launch), False
+        return _run_namespaces(config, kernel_conn, launch), True
     except Exception as exc:  # report why, for the host's start error
         _report(config, exc)
         os._exit(EXIT_SETUP_FAILED)
@@ -141,13 +141,17 @@ def _wait(pid: int) -> int:
             continue
 
 
-def _mirror(status: int, via_bwrap: bool) -> None:
-    """Exit the way the kernel did, so the host reports its exit code or signal."""
+def _mirror(status: int, via_init: bool) -> None:
+    """Exit the way the kernel did, so the host reports its exit code or signal.
+
+    With ``via_init`` the status is that of the jail's init (bubblewrap's or ours), which
+    reports a kernel killed by a signal as exit code 128 + signal.
+    """
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
     else:
         code = os.WEXITSTATUS(status)
-        if not (via_bwrap and code > 128):
+        if not (via_init and 128 < code < 128 + signal.NSIG):
             os._exit(code)
         number = code - 128  # bubblewrap reports a signalled child as 128 + signal
     signal.signal(number, signal.SIG_DFL)
@@ -299,7 +303,8 @@ def _namespace_child(
 ) -> None:
     """PID 1 of the new PID namespace: build the filesystem, drop everything, start the kernel.
 
-    The kernel is ``execve`` of ``kernel_argv``, or ``launch(config)`` in this process.
+    The kernel, forked as PID 2 once every layer of this process is in force, is ``execve``
+    of ``kernel_argv``, or ``launch(config)`` in that process; this one becomes its init.
     """
     namespaces = sysc.CLONE_NEWNS | sysc.CLONE_NEWNET | sysc.CLONE_NEWIPC | sysc.CLONE_NEWUTS
     sysc.unshare(namespaces | sysc.CLONE_NEWCGROUP)  # its cgroup path shows as "/"
@@ -361,11 +366,36 @@ def _namespace_child(
     os.close(null)
     os.write(ready_fd, b"1")
     os.close(ready_fd)
-    if launch is not None:
-        launch(config)
-        os._exit(0)
-    argv = config["kernel_argv"]
-    os.execve(argv[0], argv, config["kernel_env"])
+    kernel = os.fork()
+    if kernel == 0:
+        sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if launch is not None:
+            launch(config)
+            os._exit(0)
+        argv = config["kernel_argv"]
+        os.execve(argv[0], argv, config["kernel_env"])
+    _init(kernel)
+
+
+def _init(kernel: int) -> None:
+    """PID 1 of the jail: reap every orphan, and exit as the kernel (PID 2) did.
+
+    The kernel is not PID 1 itself, so the signals meant for it (``SIGXCPU`` at its CPU
+    limit, ``SIGINT`` for an interrupt) arrive as they do outside a PID namespace, and
+    orphans it leaves behind are reaped instead of filling ``pids.max``. The init holds no
+    descriptor but stdio and installs no signal handler: from inside the jail nothing can
+    signal it (signals to a PID namespace's init without a handler are dropped).
+    """
+    os.closerange(3, 1 << 20)
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        if pid == kernel:
+            if os.WIFSIGNALED(status):
+                os._exit(128 + os.WTERMSIG(status))
+            os._exit(os.WEXITSTATUS(status))
 
 
 def _make_dev(new_root: str, sources: dict[str, int | str]) -> None:

@@ -9,16 +9,19 @@ copy-on-write instead of importing them again.
 
 What it holds: no secret (it never reads a request; the forked child does), no thread, no
 ZeroMQ context, and no descriptor but stdio, its control socket (one end of a socketpair:
-no path, no name, nothing a kernel could reach) and the pidfds of its children.
+no path, no name, nothing a kernel could reach) and the pidfds of its children. It runs in
+its own mount namespace with an empty ``/run``, so nothing it imports writes to the host's.
+Modules that act on the shell that imports them (pyplot and matplotlib's inline backend)
+are not preloaded: each kernel imports those itself.
 
 Each request is one byte and one descriptor (a memfd holding the supervisor configuration
 of one kernel and the path of its connection file). The template forks; the child closes
 every inherited descriptor first, reads the request, and then is exactly the namespaces
 backend's supervisor (``_supervisor.supervise``): it joins the kernel's cgroups, builds the
 jail (per-kernel uid, user/PID/mount/net/IPC/UTS/cgroup namespaces, new root, capability
-bounding set, no_new_privs) and forks the jail's init, which applies the launcher's layers
-(``_launch.main``: Landlock, seccomp, rlimits, ``layers.json``) and starts ipykernel in
-process. The template answers with the child's pid and a pidfd of it.
+bounding set, no_new_privs) and forks the jail's init, whose child, the kernel, applies
+the launcher's layers (``_launch.main``: Landlock, seccomp, rlimits, ``layers.json``) and
+starts ipykernel in process. The template answers with the child's pid and a pidfd of it.
 
 Both the template and each child die with their parent (``PR_SET_PDEATHSIG``), so a dead
 host or a dead template leaves no kernel behind; the host starts a new template on the
@@ -53,6 +56,8 @@ PRELOAD = (
     "PIL.ImageFont",
     "PIL.ImageOps",
     "cv2",
+    "matplotlib",
+    "matplotlib.font_manager",  # its font cache, built once here instead of in every kernel
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
     "ipykernel.zmqshell",
@@ -64,7 +69,6 @@ PRELOAD = (
     "IPython.core.history",
     "IPython.core.completer",
     "IPython.display",
-    "matplotlib_inline.backend_inline",
     "jupyter_client.session",
     "zmq.eventloop.zmqstream",
     "tornado.ioloop",
@@ -80,6 +84,22 @@ PRELOAD = (
 )
 REPLY = struct.Struct("=qd")  # the child's pid, the template's fork time (s)
 MAX_FD = 1 << 20
+
+
+def _private_run() -> None:
+    """Give the template its own, empty ``/run`` (a tmpfs in a private mount namespace).
+
+    Its environment is a jailed kernel's (``HOME`` below ``/run/cv``), so a module that
+    writes below ``HOME`` while it is imported here writes into this tmpfs, never onto the
+    host. Every kernel builds its own root anyway; the supervisors forked from here still
+    reach the host paths they need (cgroups, the kernel folder), which lie elsewhere.
+    """
+    if os.getuid() != 0:
+        return  # without root the template cannot write below /run at all
+    sysc.unshare(sysc.CLONE_NEWNS)
+    sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE)
+    options = "size=1m,mode=0755"
+    sysc.mount("tmpfs", "/run", "tmpfs", sysc.MS_NOSUID | sysc.MS_NODEV | sysc.MS_NOEXEC, options)
 
 
 def _preload() -> None:
@@ -106,11 +126,11 @@ def _child(control: socket.socket, request_fd: int, template_pid: int) -> None:
         config, request["connection_file"], parent_pid=template_pid, launch=_start_kernel
     )
     _supervisor._publish(os.path.join(config["host_dir"], "jail.exit"), str(status))
-    _supervisor._mirror(status, False)
+    _supervisor._mirror(status, True)
 
 
 def _start_kernel(config: dict) -> None:
-    """In the jail's init, with every layer but the launcher's in force: become the kernel."""
+    """In the jail's kernel process, with every layer but the launcher's in force: start it."""
     os.closerange(3, MAX_FD)  # what execve would close: everything here is close-on-exec
     os.environ.clear()
     os.environ.update(config["kernel_env"])
@@ -177,6 +197,7 @@ def main() -> None:
     if os.getppid() != settings["parent_pid"]:
         os._exit(1)
     control = socket.socket(fileno=int(settings["control_fd"]))
+    _private_run()
     gc.disable()
     _preload()
     if sys.path and os.path.abspath(sys.path[0]) == HERE:
