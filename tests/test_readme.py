@@ -140,12 +140,10 @@ def test_langgraph_dev_config_exists() -> None:
             assert (ROOT / target.split(":")[0]).is_file()
 
 
-def test_linked_files_exist_or_are_documents_in_the_works() -> None:
+def test_linked_files_exist() -> None:
     links = re.findall(r"\]\(((?!https?:)[^)#]+)\)", README)
-    assert links
-    pending = {"docs/remote-kernels.md", "docs/benchmarks.md", "docs/cli.md"}
-    missing = [link for link in links if not (ROOT / link).exists() and link not in pending]
-    assert missing == []
+    assert {"docs/cli.md", "docs/remote-kernels.md", "docs/benchmarks.md"} <= set(links)
+    assert [link for link in links if not (ROOT / link).exists()] == []
 
 
 # -- running the snippets -----------------------------------------------------------------------
