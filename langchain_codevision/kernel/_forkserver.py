@@ -71,7 +71,9 @@ class ForkedProcess:
     def poll(self) -> int | None:
         """The exit code (negative: killed by that signal), ``None`` while it runs."""
         if self.returncode is None and self.pidfd >= 0:
-            if select.select([self.pidfd], [], [], 0)[0]:
+            poller = select.poll()  # not select(): a busy host has descriptors past 1024
+            poller.register(self.pidfd, select.POLLIN)
+            if poller.poll(0):
                 self.returncode = self._exit_code()
         elif self.returncode is None:
             self.returncode = -signal.SIGKILL
@@ -132,6 +134,8 @@ class Template:
         It dies with the thread that starts it (``PR_SET_PDEATHSIG``): the kernel I/O
         thread, which lives as long as the host process.
         """
+        if self.alive:
+            return  # without the lock: a fork in flight holds it, and this is the I/O loop
         with self._lock:
             if not self.alive:
                 self._start()
