@@ -1,6 +1,8 @@
 """Benchmark the kernel runtime against in-process work measured in the same run.
 
-Run: ``python bench/kernel.py [--repeat N]``. Writes ``bench/results/kernel.{json,md}``.
+Run: ``python bench/kernel.py [--repeat N] [--part all|runtime|footprint] [--kernels 16,64]``.
+Writes ``bench/results/kernel.{json,md}`` (``--part footprint`` replaces only its own rows)
+and ``bench/results/kernel_footprint.png``.
 
 * step: ``execute`` of "rotate a 1000x1000 page 90 degrees" with the result image back on
   the host and PNG-encoded, versus the same rotate + PNG encode done in-process;
@@ -8,24 +10,37 @@ Run: ``python bench/kernel.py [--repeat N]``. Writes ``bench/results/kernel.{jso
 * cold start of a kernel versus acquiring one from a warm pool;
 * jail cost: the same step and the cold start in each jail backend (bubblewrap, the
   package's namespaces) versus a plain, unjailed kernel;
-* episodes/s with a fresh jailed kernel per episode (the default) versus ``reset``.
+* episodes/s with a fresh jailed kernel per episode (the default) versus ``reset``;
+* footprint: PSS (``psutil``'s ``memory_full_info().pss``, shared pages split among their
+  users) summed over every process of a kernel (its cgroup's members), for many idle
+  kernels forked from the template versus kernels started as fresh interpreters, and the
+  time from request to a ready kernel (kernel_info reply, then a first execute) by phase,
+  with the template warm and cold.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import psutil
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import measure, measure_interleaved, write_report
+from bench._common import RESULTS, measure, measure_interleaved, write_report
 from langchain_codevision.kernel import KernelPool, KernelSession
+from langchain_codevision.kernel._forkserver import template
+
+MiB = 1024**2
+FORK = {"jail": "namespaces", "start": "fork"}
+EXEC = {"jail": "namespaces", "start": "exec"}
+FOOTPRINT_TAG = "footprint"
 
 
 def page() -> Image.Image:
@@ -83,15 +98,190 @@ def episodes_per_second(image: Image.Image, recycle: str, count: int = 20) -> fl
         return count / (time.perf_counter() - start)
 
 
+def kernel_pids(session: KernelSession) -> list[int]:
+    """Every process of a jailed kernel: the members of its cgroup."""
+    assert session.host is not None and session.host.cgroup is not None
+    procs = session.host.cgroup.paths[0] / "cgroup.procs"
+    return [int(pid) for pid in procs.read_text().split()]
+
+
+def pss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_full_info().pss
+        except psutil.Error:
+            continue
+    return total / MiB
+
+
+def idle_footprint(count: int, options: dict[str, str]) -> dict[str, float]:
+    """PSS per idle kernel (mean and max over ``count`` kernels), plus the template's."""
+    sessions = []
+    try:
+        for _ in range(count):
+            session = KernelSession(**options).start()
+            session.execute("pass")
+            sessions.append(session)
+        time.sleep(2)  # idle: let the start's transient pages settle
+        per_kernel = [pss_mib(kernel_pids(session)) for session in sessions]
+        tpl = template()
+        template_pss = pss_mib([tpl.pid]) if options.get("start") == "fork" and tpl.pid else 0.0
+        return {
+            "mean": statistics.mean(per_kernel),
+            "max": max(per_kernel),
+            "template": template_pss,
+            "total": sum(per_kernel) + template_pss,
+        }
+    finally:
+        for session in sessions:
+            session.close()
+
+
+def ready_times(options: dict[str, str], count: int) -> dict[str, float]:
+    """Median ms from request to kernel_info reply and to a first working execute, by phase."""
+    phases: dict[str, list[float]] = {}
+    for _ in range(count):
+        start = time.perf_counter()
+        session = KernelSession(**options).start()
+        out = session.execute("x = 1")
+        first_execute = (time.perf_counter() - start) * 1000
+        assert out.ok, out.error
+        recorded = dict(session.start_phases)
+        recorded["kernel_info_reply"] = sum(
+            recorded[name] for name in ("launch", "jail", "sockets", "kernel_info")
+        )
+        recorded["first_execute"] = first_execute
+        for name, value in recorded.items():
+            phases.setdefault(name, []).append(value)
+        session.close()
+    return {name: statistics.median(values) for name, values in phases.items()}
+
+
+def footprint_rows(counts: list[int], repeat: int) -> tuple[list[dict], dict]:
+    """Rows for the footprint part, and the data of its plot."""
+    template().stop()
+    cold_template = ready_times(FORK, 1)  # the first request also starts the template
+    forked = ready_times(FORK, repeat)
+    fresh = ready_times(EXEC, max(3, repeat // 3))
+    fork_pss = {n: idle_footprint(n, FORK) for n in counts}
+    exec_counts = [n for n in counts if n <= 16] or [min(counts)]
+    exec_pss = {n: idle_footprint(n, EXEC) for n in exec_counts}
+    rows: list[dict] = []
+
+    def row(metric: str, value: float, unit: str, **extra: object) -> None:
+        rows.append(
+            {"metric": metric, "value": value, "unit": unit, "part": FOOTPRINT_TAG, **extra}
+        )
+
+    for n, stats in fork_pss.items():
+        row(
+            f"PSS per idle kernel, forked, {n} kernels (mean)",
+            stats["mean"],
+            "MiB",
+            target="<= 20",
+            ok=stats["mean"] <= 20,
+        )
+        row(f"PSS per idle kernel, forked, {n} kernels (max)", stats["max"], "MiB")
+        row(f"PSS of the template beside {n} kernels", stats["template"], "MiB")
+        row(f"PSS of {n} forked kernels + template", stats["total"], "MiB")
+    for n, stats in exec_pss.items():
+        row(f"PSS per idle kernel, fresh interpreter, {n} kernels (mean)", stats["mean"], "MiB")
+    base_n = max(exec_pss)
+    row(
+        f"forked / fresh PSS per kernel ({base_n} kernels)",
+        fork_pss[base_n]["mean"] / exec_pss[base_n]["mean"],
+        "x",
+    )
+    largest = max(fork_pss)
+    fit = 24 * 1024 / fork_pss[largest]["mean"]
+    row(
+        "idle forked kernels that fit 24 GiB (at that PSS)", fit, "", target=">= 512", ok=fit >= 512
+    )
+    ready = forked["first_execute"]
+    row(
+        "request -> ready forked kernel (kernel_info, first execute)",
+        ready,
+        "ms",
+        target="<= 50",
+        ok=ready <= 50,
+    )
+    row("request -> kernel_info reply, forked", forked["kernel_info_reply"], "ms")
+    for phase in ("launch", "jail", "sockets", "kernel_info", "preamble"):
+        row(f"forked start phase: {phase}", forked[phase], "ms")
+    row("request -> ready, fresh interpreter (namespaces)", fresh["first_execute"], "ms")
+    row("request -> kernel_info reply, fresh interpreter", fresh["kernel_info_reply"], "ms")
+    row(
+        "request -> ready, forked, template not yet running (cold)",
+        cold_template["first_execute"],
+        "ms",
+    )
+    row("fresh / forked start time", fresh["first_execute"] / ready, "x")
+    plot = {
+        "fork": {n: s["mean"] for n, s in fork_pss.items()},
+        "exec": {n: s["mean"] for n, s in exec_pss.items()},
+    }
+    return rows, plot
+
+
+def plot_footprint(plot: dict[str, dict[int, float]], path: Path) -> Path | None:
+    """PSS per idle kernel against the number of kernels (PNG), if matplotlib is there."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    labels = {"fork": "forked from the template", "exec": "fresh interpreter"}
+    for key, series in plot.items():
+        counts = sorted(series)
+        axis.plot(counts, [series[n] for n in counts], marker="o", label=labels[key])
+    axis.axhline(20, color="grey", linestyle="--", linewidth=1, label="target (20 MiB)")
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("idle jailed kernels")
+    axis.set_ylabel("PSS per kernel (MiB)")
+    axis.set_ylim(bottom=0)
+    axis.legend()
+    axis.set_title("Memory per idle kernel (PSS, all its processes)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def merge_footprint(rows: list[dict], meta: dict) -> Path:
+    """Replace the footprint rows of the last full report with ``rows``; keep the rest."""
+    previous = RESULTS / "kernel.json"
+    kept, old_meta = [], {}
+    if previous.exists():
+        data = json.loads(previous.read_text())
+        kept = [r for r in data["rows"] if r.get("part") != FOOTPRINT_TAG]
+        old_meta = {k: v for k, v in data["meta"].items() if k not in ("python", "machine")}
+    return write_report("kernel", "Kernel runtime benchmark", kept + rows, {**old_meta, **meta})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--part", choices=("all", "runtime", "footprint"), default="all")
+    parser.add_argument("--kernels", default="1,16,64", help="idle kernel counts for PSS")
     args = parser.parse_args()
+    counts = sorted({int(n) for n in args.kernels.split(",")})
+    footprint: list[dict] = []
+    meta = {"footprint kernels": counts}
+    if args.part in ("all", "footprint"):
+        footprint, plot = footprint_rows(counts, max(5, args.repeat // 3))
+        plot_footprint(plot, RESULTS / "kernel_footprint.png")
+    if args.part == "footprint":
+        print(merge_footprint(footprint, meta).read_text())
+        return
     image = page()
     op_only = measure(lambda: image.rotate(90, expand=True), args.repeat)
     sandboxed = KernelSession().start()
     plain = KernelSession(isolation="off").start()
-    other = KernelSession(jail="namespaces").start()
+    other = KernelSession(**EXEC).start()
     for session in (sandboxed, plain, other):
         session.put_image(0, image)
     timings = measure_interleaved(
@@ -118,7 +308,8 @@ def main() -> None:
     for label, kwargs in (
         ("plain", {"isolation": "off"}),
         ("bwrap", {"jail": "bwrap"}),
-        ("namespaces", {"jail": "namespaces"}),
+        ("namespaces", EXEC),
+        ("namespaces, forked from the template", FORK),
     ):
         cold = []
         for _ in range(3):
@@ -152,7 +343,7 @@ def main() -> None:
             "unit": "ms",
         },
         {
-            "metric": "kernel step + PNG level 6 (sandboxed)",
+            "metric": "kernel step + PNG level 6 (sandboxed, default start)",
             "value": step["median_ms"],
             "unit": "ms",
         },
@@ -212,7 +403,7 @@ def main() -> None:
             "ok": isolation_cost <= 0.10,
         },
         {
-            "metric": "jail cost on the step (namespaces vs plain)",
+            "metric": "jail cost on the step (namespaces, fresh interpreter, vs plain)",
             "value": (timings["step_namespaces"]["median_ms"] / step_plain["median_ms"] - 1) * 100,
             "unit": "%",
             "target": "<= 10",
@@ -238,12 +429,15 @@ def main() -> None:
             "unit": "x",
         },
     ]
-    path = write_report(
-        "kernel",
-        "Kernel runtime benchmark",
-        rows,
-        {"image": "1000x1000 RGB page", "repeat": args.repeat, "isolation": isolation},
-    )
+    if args.part == "runtime":
+        path = merge_footprint(rows, {"repeat": args.repeat, "isolation": isolation})
+    else:
+        path = write_report(
+            "kernel",
+            "Kernel runtime benchmark",
+            rows + footprint,
+            {"image": "1000x1000 RGB page", "repeat": args.repeat, "isolation": isolation, **meta},
+        )
     print(path.read_text())
 
 
