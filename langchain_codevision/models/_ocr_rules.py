@@ -29,6 +29,7 @@ __all__ = [
     "Question",
     "answer_question",
     "find_line",
+    "merge_rows",
     "parse_lines",
     "parse_orientation",
     "parse_question",
@@ -173,6 +174,35 @@ def parse_orientation(text: str) -> str | None:
     return found[-1] if found else None
 
 
+def merge_rows(lines: list[OcrLine]) -> list[OcrLine]:
+    """Pieces of one printed row (OCR splits a row at wide gaps) joined, rows top to bottom.
+
+    Two pieces share a row when their vertical centres lie within half the smaller height.
+    """
+    rows: list[list[OcrLine]] = []
+    for line in sorted(lines, key=lambda item: (item.box[1] + item.box[3]) / 2):
+        centre, height = (line.box[1] + line.box[3]) / 2, line.box[3] - line.box[1]
+        if rows:
+            last = rows[-1][-1]
+            last_centre = (last.box[1] + last.box[3]) / 2
+            if abs(centre - last_centre) <= 0.5 * min(height, last.box[3] - last.box[1]):
+                rows[-1].append(line)
+                continue
+        rows.append([line])
+    merged = []
+    for row in rows:
+        row.sort(key=lambda item: item.box[0])
+        box = (
+            min(item.box[0] for item in row),
+            min(item.box[1] for item in row),
+            max(item.box[2] for item in row),
+            max(item.box[3] for item in row),
+        )
+        conf = min(item.conf for item in row)
+        merged.append(OcrLine(" ".join(item.text for item in row), box, conf))
+    return merged
+
+
 # -- answering ----------------------------------------------------------------------------------
 def find_line(question: Question, lines: list[OcrLine]) -> OcrLine | None:
     """The line ``question`` points at: by number, else the one starting with its anchor."""
@@ -262,6 +292,7 @@ def answer_question(
         return "rotate_0" if "rotate_0" in question.text.lower() else "none"
     if not lines:
         return NO_TEXT
+    lines = merge_rows(lines)
     if question.kind == "all_text":
         return "\n".join(line.text for line in lines)
     if question.kind == "word_after":
