@@ -7,11 +7,11 @@ Pages come from real PDF manuals not made by this project: by default two Debian
 documentation packages (``4ti2-doc``, ``camlidl-doc``) fetched with ``apt-get download``
 and unpacked with ``dpkg -x``; ``--pdf`` uses your own files instead. Each page is
 rendered with ``pdftoppm`` (100 dpi) and cut to a band of up to six text lines; its
-``pdftotext -bbox-layout`` text layer gives the ground truth. Questions (K per page and
-transform, cycling through the types): the line starting with given words, the word after
-a word, the last and the shortest word of a line, how often a letter occurs on a line, and
-which transform was applied. Each page is shown as given and under six transforms built
-with :mod:`langchain_codevision.data.transforms`.
+``pdftotext -bbox-layout`` text layer gives the ground truth. Questions (K per page, the
+same under every transform, cycling through the types): the line starting with given
+words, the word after a word, the last and the shortest word of a line, how often a letter
+occurs on a line, and which transform was applied. Each page is shown as given and under
+six transforms built with :mod:`langchain_codevision.data.transforms`.
 
 Two arms on the same items, scored with the evaluation's own rule
 (:func:`langchain_codevision.eval.scoring.score_item`):
@@ -207,25 +207,23 @@ def build_items(pdfs: list[Path], pages: int, per_item: int, folder: Path) -> li
     text_kinds = [kind for kind in KINDS if kind != "orientation"]
     turn = 0
     for index, (name, page, band, lines) in enumerate(bands[:pages]):
-        for t, transform in enumerate(TRANSFORMS):
+        # the same questions under every transform of a page: accuracies are paired
+        wanted = ["orientation"] if index % 2 == 1 else []
+        for tries in range(4 * len(text_kinds)):
+            if len(wanted) >= per_item:
+                break
+            kind = text_kinds[(turn + tries) % len(text_kinds)]
+            if kind not in wanted and make_question(kind, lines, "none", index) is not None:
+                wanted.append(kind)
+        turn += per_item
+        for transform in TRANSFORMS:
             image = (
                 band
                 if transform == "none"
                 else parse_transform(transform).bind(band.size).apply(band)
             )
-            wanted = ["orientation"] if (index + t) % 3 == 0 else []
-            for tries in range(4 * len(text_kinds)):
-                if len(wanted) >= per_item:
-                    break
-                kind = text_kinds[(turn + tries) % len(text_kinds)]
-                if (
-                    kind not in wanted
-                    and make_question(kind, lines, transform, index + t) is not None
-                ):
-                    wanted.append(kind)
-            turn += 1
             for kind in wanted[:per_item]:
-                question, truth = make_question(kind, lines, transform, index + t)  # type: ignore[misc]
+                question, truth = make_question(kind, lines, transform, index)  # type: ignore[misc]
                 items.append(
                     EvalItem(
                         id=f"{name}-p{page}-{transform}-{kind}",
