@@ -13,29 +13,10 @@ from typing import Any
 
 from PIL import Image
 
+from ._pixels import pixel_layout
 from .limits import KernelLimits
 
-__all__ = ["PixelInbox", "pixel_layout"]
-
-BANDS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
-
-
-def pixel_layout(where: Any, max_pixels: int) -> tuple[str, tuple[int, int], int, int]:
-    """``(mode, size, length, offset)`` of a kernel's image description, checked."""
-    if not isinstance(where, dict):
-        raise ValueError("the kernel described an image in an unknown form")
-    mode, size = where.get("mode"), where.get("size")
-    bands = BANDS.get(str(mode))
-    if bands is None or not isinstance(size, list) or len(size) != 2:
-        raise ValueError(f"the kernel described an image it cannot send ({mode}, {size})")
-    width, height = (int(v) for v in size)
-    if width <= 0 or height <= 0 or width * height > max_pixels:
-        raise ValueError(f"the image is {width}x{height}; at most {max_pixels} pixels are accepted")
-    length, offset = width * height * bands, int(where.get("offset", 0))
-    if int(where.get("length", -1)) != length or offset < 0:
-        raise ValueError("the kernel's pixel description does not add up")
-    return str(mode), (width, height), length, offset
-
+__all__ = ["PixelInbox"]
 
 class PixelInbox:
     """The current request's pixel buffer (a new request's first chunk starts a new one)."""

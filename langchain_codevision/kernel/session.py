@@ -43,6 +43,7 @@ from ._cell import POLL_S, run_cell
 from ._forkserver import ForkProvisioner
 from ._host import KernelHost, cleanup_state
 from ._loop import run_async, run_sync
+from ._pixels import pixel_layout
 from .jail import JailBackend, JailPlan, backend_support, plan_jail
 from .limits import KernelLimits
 from .result import ExecutionError, ExecutionResult
@@ -481,25 +482,11 @@ class KernelSession:
         kernel's own ``px/out.pixels``, opened without following anything.
         """
         assert self.host is not None and self.host.files is not None
-        if not isinstance(where, dict):
-            raise ValueError("the kernel described an image in an unknown form")
-        mode, size = where.get("mode"), where.get("size")
-        bands = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(str(mode))
-        if bands is None or not isinstance(size, list) or len(size) != 2:
-            raise ValueError(f"the kernel described an image it cannot send ({mode}, {size})")
-        width, height = (int(v) for v in size)
-        if width <= 0 or height <= 0 or width * height > self.limits.max_result_pixels:
-            raise ValueError(
-                f"the image is {width}x{height}; at most {self.limits.max_result_pixels} "
-                "pixels are accepted"
-            )
-        length, offset = width * height * bands, int(where.get("offset", 0))
-        if int(where.get("length", -1)) != length or offset < 0:
-            raise ValueError("the kernel's pixel description does not add up")
+        mode, size, length, offset = pixel_layout(where, self.limits.max_result_pixels)
         data = self.host.files.read("px/out.pixels", offset, length)
         if len(data) != length:
             raise ValueError(f"the pixel buffer ended early ({len(data)} of {length} bytes)")
-        return Image.frombytes(str(mode), (width, height), data)
+        return Image.frombytes(mode, size, data)
 
     @property
     def workdir(self) -> Path | None:
