@@ -55,13 +55,16 @@ def test_garbage_collection_kills_the_kernel(start: str) -> None:
 
 
 @pytest.mark.parametrize("start", STARTS)
-@pytest.mark.parametrize("ending", ["normal-exit", "sigkill"])
+@pytest.mark.parametrize("ending", ["normal-exit", "sigterm", "sigkill", "sigkill-watcher-too"])
 def test_host_exit_or_crash_leaves_no_kernel(ending: str, start: str) -> None:
+    """However the host ends, its kernels die; its run root's watcher removes its files and
+    cgroups, and where the watcher was killed too, the next host's sweep does."""
     host = _host(
         f"""
         import os, sys, time
         from langchain_codevision.kernel import KernelSession, KernelPool
         from langchain_codevision.kernel._forkserver import template
+        from langchain_codevision.kernel.hostdirs import run_root
         session = KernelSession(start={start!r}).start()
         pool = KernelPool(size=1, start={start!r})
         pool.wait_ready()
@@ -69,6 +72,7 @@ def test_host_exit_or_crash_leaves_no_kernel(ending: str, start: str) -> None:
         print(session.pid, lent.pid, session.host.jail_pid, lent.host.jail_pid, flush=True)
         print(template().pid or "", flush=True)
         print(session.root.parent, *session.host.cgroup.paths, flush=True)
+        print(run_root().janitor.pid, flush=True)
         if sys.argv[-1] == "sleep":
             time.sleep(60)
         """
@@ -80,14 +84,22 @@ def test_host_exit_or_crash_leaves_no_kernel(ending: str, start: str) -> None:
     pids += [int(p) for p in host.stdout.readline().split()]  # the template, if any
     assert len(pids) == (5 if start == "fork" else 4)
     run_root, *cgroups = (Path(p) for p in host.stdout.readline().split())
+    watcher = int(host.stdout.readline())
     assert all(psutil.pid_exists(pid) for pid in pids) and run_root.exists()
-    if ending == "sigkill":
-        os.kill(host.pid, signal.SIGKILL)
+    if ending == "sigkill-watcher-too":
+        os.kill(watcher, signal.SIGKILL)
+        assert _wait_gone(watcher)
+    if ending != "normal-exit":
+        os.kill(host.pid, signal.SIGTERM if ending == "sigterm" else signal.SIGKILL)
     host.wait(timeout=60)
     assert all(_wait_gone(pid) for pid in pids), [psutil.Process(p).cmdline() for p in pids]
-    if ending == "sigkill":  # nothing cleaned up at exit: the next host sweeps it
+    if ending == "sigkill-watcher-too":  # nothing cleaned up: the next host sweeps it
         assert run_root.exists()
         sweep_stale(run_root.parent)
+    assert _wait_gone(watcher)
+    deadline = time.monotonic() + 30
+    while (run_root.exists() or any(p.exists() for p in cgroups)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not run_root.exists()
     assert not [path for path in cgroups if path.exists()]
 

@@ -4,7 +4,8 @@
 host are never looked at):
 
 * ``processes``: live descendants of this process (kernels, jail supervisors), except the
-  kernel template that forked kernels come from (one per host process, kept for its life);
+  kernel template that forked kernels come from and the run root's watcher (one each per
+  host process, kept for its life);
 * ``run_root_entries``: kernel folders in this process's run root
   (``$TMPDIR/codevision-<pid>-*/``, the lock file aside);
 * ``shm_entries``: ``/dev/shm/codevision-<pid>-*`` entries;
@@ -35,6 +36,9 @@ __all__ = ["kernel_footprint", "leaked", "settled_footprint"]
 
 TEMPLATE_SCRIPT = "_template.py"
 """The kernel template's script (the fork server's preloaded parent of forked kernels)."""
+JANITOR_SCRIPT = "_janitor.py"
+"""The run root's watcher (one per host process, kept for its life)."""
+HOST_HELPERS = (TEMPLATE_SCRIPT, JANITOR_SCRIPT)
 
 
 def _descendants() -> int:
@@ -43,7 +47,9 @@ def _descendants() -> int:
         try:
             if child.status() == psutil.STATUS_ZOMBIE:
                 continue
-            if any(part.endswith(TEMPLATE_SCRIPT) for part in child.cmdline()[:3]):
+            if any(
+                part.endswith((TEMPLATE_SCRIPT, JANITOR_SCRIPT)) for part in child.cmdline()[:4]
+            ):
                 continue
             count += 1
         except psutil.Error:

@@ -23,6 +23,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -33,6 +35,7 @@ from .cgroups import sweep_stale_cgroups
 
 __all__ = ["KernelFiles", "RunRoot", "allocate_ids", "run_root"]
 
+JANITOR_PATH = Path(__file__).with_name("_janitor.py")
 PREFIX = "codevision-"
 _RUN_ROOT_NAME = re.compile(rf"{PREFIX}\d+-[A-Za-z0-9_]{{8}}")
 UID_BASE = 1 << 30
@@ -54,6 +57,7 @@ class RunRoot:
         self._lock_fd = os.open(self.path / "owner.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._names = itertools.count(1)
+        self._janitor, self.janitor = _start_janitor(self.path)
         self.swept = sweep_stale(self.base, keep=self.path)
 
     def kernel_dir(self, name: str) -> Path:
@@ -75,6 +79,28 @@ class RunRoot:
             time.sleep(0.05)
         with contextlib.suppress(OSError):
             os.close(self._lock_fd)
+        with contextlib.suppress(OSError):
+            os.close(self._janitor)
+
+
+def _start_janitor(path: Path) -> tuple[int, subprocess.Popen[bytes]]:
+    """Start the watcher that removes ``path`` when this process is gone (see ``_janitor``).
+
+    Returns the pipe's write end, which only this process holds (Python makes it
+    non-inheritable, and kernels close every descriptor they are not given), and the watcher.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        watcher = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(JANITOR_PATH), str(path)],
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a signal to the host's process group spares it
+        )
+    finally:
+        os.close(read_end)
+    return write_end, watcher
 
 
 def run_root() -> RunRoot:
