@@ -5,9 +5,11 @@ The command's user-facing behaviour (errors, demo, ask) is tested in ``test_cli.
 
 from __future__ import annotations
 
+import glob
 import json
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -113,8 +115,13 @@ def test_langgraph_dev_serves_the_graph(tmp_path) -> None:
             input={"image": str(image), "question": "How is this page rotated?"},
         )
     finally:
-        server.terminate()
+        server.terminate()  # SIGTERM, as a terminal or a supervisor stops the server
         server.wait(timeout=30)
         log.close()
+    left = f"{tempfile.gettempdir()}/codevision-{server.pid}-*"
+    deadline = time.monotonic() + 30
+    while glob.glob(left) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not glob.glob(left), "the server's kernel folders outlived it"
     assert out["answer"] == "rotate_180" and out["stop_reason"] == "answer"
     assert "Blocking call" not in (tmp_path / "server.log").read_text(errors="replace")
