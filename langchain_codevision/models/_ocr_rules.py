@@ -7,8 +7,9 @@
 * :func:`find_line`: the line a question points at (by its starting words or its number).
 * :func:`answer_question`: the answer from the lines read; never raises, always a string.
 
-OCR often drops the space between two words (``"Invoicenumber 4471"``), so lines are found
-by comparing texts with spaces and punctuation removed.
+OCR can drop the space between two words (``"Invoicenumber 4471"``: rare with the current
+engine, common in small or tight print), so lines are found by comparing texts with spaces
+and punctuation removed.
 
 Example:
     >>> q = parse_question('What is the word after "linear" in the text?')
@@ -289,7 +290,8 @@ def answer_question(
     if question.kind == "orientation":
         if orientation and orientation not in ("none", "unknown"):
             return orientation
-        return "rotate_0" if "rotate_0" in question.text.lower() else "none"
+        # Upright: a question about rotation gets the rotation label, others "none".
+        return "rotate_0" if "rotat" in question.text.lower() else "none"
     if not lines:
         return NO_TEXT
     lines = merge_rows(lines)
