@@ -290,16 +290,15 @@ def throughput(page: Image.Image, workers: int, episodes: int) -> float:
 
 def ocr_check(pages: int) -> dict[str, Any]:
     """OCR of the image the model is sent equals OCR of a PNG level 6 copy of it."""
-    from rapidocr_onnxruntime import RapidOCR
+    from rapidocr import RapidOCR
 
     from langchain_codevision.loop.messages import encode_step_image
 
-    engine = RapidOCR()
+    engine = RapidOCR(params={"Global.log_level": "critical"})
     budget = codec.PixelBudget()
 
     def text_of(image: Image.Image) -> list[str]:
-        found, _ = engine(image.convert("RGB"))
-        return [entry[1] for entry in found or []]
+        return list(engine(image.convert("RGB")).txts or [])
 
     same, words = 0, 0
     for seed in range(pages):

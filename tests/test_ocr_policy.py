@@ -24,7 +24,8 @@ from langchain_codevision.models._ocr_rules import (
 from langchain_codevision.protocol import TOOL_TURN_MARK, answers_match, normalised_match
 from langchain_codevision.tool import ImageCodeTool
 
-pytest.importorskip("rapidocr_onnxruntime")
+pytest.importorskip("rapidocr")
+pytest.importorskip("onnxruntime")
 
 LINES = [
     "Invoice number 4471",
@@ -59,6 +60,12 @@ def code_calls(state: dict) -> int:
     return len(state["steps"])
 
 
+def only_records(state: dict) -> bool:
+    """Every printed line is a record: no engine log text reaches the tool output."""
+    printed = [line for step in state["steps"] for line in step["stdout"].splitlines()]
+    return all(line.startswith(("LINE ", "ORIENTATION ")) for line in printed if line.strip())
+
+
 # -- whole episodes through the graph -------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "question", "truth"),
@@ -78,6 +85,8 @@ def test_graph_answers_on_rotated_and_mirrored_pages(pool, page, name, question,
     assert 1 <= code_calls(state) <= 2
     first = state["steps"][0]
     assert f"ORIENTATION {name} " in first["stdout"]
+    assert only_records(state)
+    assert all(f"| {text}\n" in first["stdout"] for text in LINES)  # words kept apart
     fixed = state["images"][first["output_indices"][0]]
     assert (fixed["width"], fixed["height"]) == page.size  # the output is the page set upright
 
@@ -130,6 +139,7 @@ def test_pages_without_text_still_get_an_answer(pool, kind) -> None:
     state = graph.invoke({"image": image, "question": "What is the invoice number?"})
     assert state["stop_reason"] == "answer" and isinstance(state["answer"], str)
     assert state["answer"].strip() and code_calls(state) <= 2
+    assert only_records(state)  # "nothing detected" is not logged into the output
 
 
 # -- replies to failures, without a kernel ---------------------------------------------------

@@ -2,7 +2,8 @@
 
 Each template is plain Python for the sandboxed kernel, under the protocol's 2,048-character
 code limit, using only the names every profile binds (``image``, ``Image``, ``ImageOps``,
-``np``). The OCR engine (``rapidocr_onnxruntime``, one intra-op thread) runs inside the
+``np``). The OCR engine (``rapidocr`` 3.x on ONNX Runtime: one intra-op thread, no
+orientation classifier, logging off so only the records reach the output) runs inside the
 kernel. Every template prints the text it reads as ``LINE x0,y0,x1,y1 conf | text`` records
 (pixel boxes on the step's output image) and leaves that image in ``result``.
 
@@ -32,13 +33,14 @@ ORIENTATION_FIXES: dict[str, str | None] = {
 """Applied transform name -> the ``Image.Transpose`` member that undoes it."""
 
 _ENGINE = """\
-from rapidocr_onnxruntime import RapidOCR
-ocr = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
-def bgr(im):
-    return np.ascontiguousarray(np.asarray(im.convert("RGB"))[:, :, ::-1])
+from rapidocr import RapidOCR
+ocr = RapidOCR(params={"Global.log_level": "critical", "Global.use_cls": False,
+                       "EngineConfig.onnxruntime.intra_op_num_threads": 1})
+def run(im, det=True, rec=True):  # flags persist
+    return ocr(im.convert("RGB"), use_det=det, use_cls=False, use_rec=rec)
 def show(im):
-    for box, text, conf in ocr(bgr(im), use_cls=False)[0] or []:
-        b = np.asarray(box)
+    r = run(im)
+    for b, text, conf in zip(r.boxes, r.txts, r.scores) if r.txts else []:
         x0, y0, x1, y1 = (*b.min(0).astype(int), *b.max(0).astype(int))
         print(f"LINE {x0},{y0},{x1},{y1} {conf:.3f} | {text}")
 """
@@ -49,30 +51,28 @@ READ_PAGE_CODE = (
 src = ImageOps.autocontrast(image.convert("RGB"))
 small = src.copy()
 small.thumbnail((800, 800))
-rects = []
-for b in ocr(bgr(small), use_cls=False, use_rec=False)[0] or []:
-    b = np.asarray(b)
-    rects.append((*b.min(0).astype(int), *(b.max(0).astype(int) + 1)))
-rects.sort(key=lambda r: -max(r[2] - r[0], r[3] - r[1]))
-top = rects[:3]
+found = run(small, rec=False).boxes
+found = [] if found is None else found
+rects = [(*b.min(0).astype(int), *(b.max(0).astype(int) + 1)) for b in found]
+top = sorted(rects, key=lambda r: -max(r[2] - r[0], r[3] - r[1]))[:3]
 T = Image.Transpose
 tall = sum(r[3] - r[1] > r[2] - r[0] for r in top) * 2 > len(top)
 top = [(a, b, c, min(d, b + 8 * (c - a))) if tall else (a, b, min(c, a + 8 * (d - b)), d)
-       for a, b, c, d in top]  # a piece of a line is enough
+       for a, b, c, d in top]  # a piece is enough
 if tall:
     cands = {"rotate_90": T.ROTATE_270, "rotate_270": T.ROTATE_90,
-             "rotate_90+flip_horizontal": T.TRANSVERSE, "rotate_90+flip_vertical": T.TRANSPOSE}
+        "rotate_90+flip_horizontal": T.TRANSVERSE, "rotate_90+flip_vertical": T.TRANSPOSE}
 else:
     cands = {"none": None, "rotate_180": T.ROTATE_180,
-             "flip_horizontal": T.FLIP_LEFT_RIGHT, "flip_vertical": T.FLIP_TOP_BOTTOM}
+        "flip_horizontal": T.FLIP_LEFT_RIGHT, "flip_vertical": T.FLIP_TOP_BOTTOM}
 scores = {}
 for name, op in cands.items():
     confs = []
     for r in top:
         c = small.crop(r) if op is None else small.crop(r).transpose(op)
-        got = (ocr(bgr(c), use_det=False, use_cls=False)[0] or [["", 0]])[0]
-        confs.append(float(got[1]) if str(got[0]).strip() else 0.0)
-    scores[name] = sum(confs) / max(len(confs), 1)
+        got = run(c, det=False)
+        confs.append(float(got.scores[0]) if got.txts and got.txts[0].strip() else 0.0)
+    scores[name] = float(np.mean(confs or [0.0]))
 applied = max(scores, key=scores.get) if top else "none"
 if "none" in scores and scores["none"] >= scores[applied] - 0.01:
     applied = "none"

@@ -8,7 +8,7 @@ image), the policy reads the image it gets back itself, as a vision model would 
 * :func:`undoing_transform`: which orientation fix turns one image into another (the
   applied transform name), by comparing small grey thumbnails.
 
-Needs the ``ocr`` extra (``rapidocr-onnxruntime``).
+Needs the ``ocr`` extra (``rapidocr`` and ``onnxruntime``).
 """
 
 from __future__ import annotations
@@ -31,22 +31,29 @@ _LOCK = threading.Lock()
 @functools.lru_cache(maxsize=1)
 def _engine() -> Any:
     try:
-        from rapidocr_onnxruntime import RapidOCR
+        from rapidocr import RapidOCR
     except ImportError as exc:  # pragma: no cover - the ocr extra is in the test extra
         raise ImportError(
-            "the offline OCR policy needs rapidocr-onnxruntime: "
+            "the offline OCR policy needs rapidocr and onnxruntime: "
             'pip install "langchain-codevision[ocr]"'
         ) from exc
-    return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
+    return RapidOCR(
+        params={
+            "Global.log_level": "critical",
+            "Global.use_cls": False,
+            "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+        }
+    )
 
 
 def read_image_lines(image: Image.Image) -> list[OcrLine]:
     """The text lines of ``image`` with their pixel boxes and confidences."""
-    array = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
     with _LOCK:
-        found = _engine()(array, use_cls=False)[0] or []
+        found = _engine()(image.convert("RGB"), use_det=True, use_cls=False, use_rec=True)
+    if not found.txts:
+        return []
     lines = []
-    for box, text, conf in found:
+    for box, text, conf in zip(found.boxes, found.txts, found.scores, strict=False):
         corners = np.asarray(box)
         x0, y0 = corners.min(0).astype(int)
         x1, y1 = corners.max(0).astype(int)
