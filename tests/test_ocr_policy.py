@@ -19,6 +19,7 @@ from langchain_codevision.models._ocr_rules import (
     OcrLine,
     answer_question,
     parse_lines,
+    parse_orientation_scores,
     parse_question,
 )
 from langchain_codevision.protocol import TOOL_TURN_MARK, answers_match, normalised_match
@@ -218,3 +219,26 @@ def test_records_parse_and_code_fits_the_protocol_limit() -> None:
     text = "ORIENTATION none\nLINE 1,2,30,40 0.875 | Hello world\nLINE bad\nLINE 1,2,3,4 0.5 | "
     assert parse_lines(text) == [OcrLine("Hello world", (1, 2, 30, 40), 0.875)]
     assert len(READ_PAGE_CODE) <= 2048 and len(zoom_code((0, 0, 10, 10))) <= 2048
+
+
+def test_a_question_that_says_the_page_was_transformed_never_gets_upright() -> None:
+    """Judged upright, but the question says it was transformed: the best allowed candidate."""
+    record = "ORIENTATION none none=0.840 rotate_180=0.724 flip_horizontal=0.719 flip_vertical=0.7"
+    scores = parse_orientation_scores("LINE 1,2,3,4 0.9 | x\n" + record)
+    assert scores == {
+        "none": 0.84,
+        "rotate_180": 0.724,
+        "flip_horizontal": 0.719,
+        "flip_vertical": 0.7,
+    }
+    listed = parse_question(
+        "This photo was rotated or flipped. Which transform was applied? "
+        "Answer with one of rotate_90, flip_horizontal or flip_vertical."
+    )
+    assert answer_question(listed, [], "none", scores) == "flip_horizontal"
+    said = parse_question("The page was mirrored. Which transform?")
+    assert answer_question(said, [], "none", scores) == "rotate_180"
+    open_question = parse_question("Which rotation was applied?")
+    assert answer_question(open_question, [], "none", scores) == "rotate_0"
+    assert answer_question(parse_question("Which transform?"), [], "none", scores) == "none"
+    assert answer_question(listed, [], "rotate_270", scores) == "rotate_270"

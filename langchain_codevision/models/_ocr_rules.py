@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ __all__ = [
     "merge_rows",
     "parse_lines",
     "parse_orientation",
+    "parse_orientation_scores",
     "parse_question",
     "squash",
     "words_of",
@@ -43,6 +45,18 @@ NO_TEXT = "no readable text"
 
 _LINE = re.compile(r"^LINE (-?\d+),(-?\d+),(-?\d+),(-?\d+) ([0-9.]+) \| ?(.*)$", re.M)
 _ORIENTATION = re.compile(r"^ORIENTATION (\S+)", re.M)
+_SCORE = re.compile(r"(\S+)=(-?\d+(?:\.\d+)?)")
+_TRANSFORM_WORDS = (
+    "none",
+    "rotate_0",
+    "rotate_90",
+    "rotate_180",
+    "rotate_270",
+    "flip_horizontal",
+    "flip_vertical",
+    "rotate_90+flip_horizontal",
+    "rotate_90+flip_vertical",
+)
 _QUOTES = "\"'`\u2018\u2019\u201c\u201d"
 _QUOTED = re.compile(f"[{_QUOTES}]([^{_QUOTES}]+)[{_QUOTES}]")
 _NUMBER_WORDS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "last": -1}
@@ -175,6 +189,32 @@ def parse_orientation(text: str) -> str | None:
     return found[-1] if found else None
 
 
+def parse_orientation_scores(text: str) -> dict[str, float]:
+    """The ``name=score`` pairs of the last ``ORIENTATION`` record (the candidates' confidence)."""
+    records = [line for line in (text or "").splitlines() if line.startswith("ORIENTATION ")]
+    scores: dict[str, float] = {}
+    for name, value in _SCORE.findall(records[-1] if records else ""):
+        with contextlib.suppress(ValueError):
+            scores[name] = float(value)
+    return scores
+
+
+def _transformed_for_sure(text: str) -> list[str] | None:
+    """The options a question allows when it says the image *was* transformed, else ``None``.
+
+    ``[]`` means "some transform, not named"; a list names the allowed transforms.
+    """
+    low = text.lower()
+    named = [name for name in _TRANSFORM_WORDS if re.search(rf"\b{re.escape(name)}\b", low)]
+    if any(name in named for name in ("none", "rotate_0")):
+        return None
+    if named:
+        return named
+    if re.search(r"\bwas (?:rotated|flipped|mirrored|transformed)\b", low):
+        return []
+    return None
+
+
 def merge_rows(lines: list[OcrLine]) -> list[OcrLine]:
     """Pieces of one printed row (OCR splits a row at wide gaps) joined, rows top to bottom.
 
@@ -284,12 +324,26 @@ def _best_text(question: Question, lines: list[OcrLine]) -> str:
 
 
 def answer_question(
-    question: Question, lines: list[OcrLine], orientation: str | None = None
+    question: Question,
+    lines: list[OcrLine],
+    orientation: str | None = None,
+    scores: dict[str, float] | None = None,
 ) -> str:
-    """The answer to ``question`` from the ``lines`` read (a string, never an exception)."""
+    """The answer to ``question`` from the ``lines`` read (a string, never an exception).
+
+    ``scores`` (the kernel's confidence per candidate transform) decide when the judgement
+    is "upright" but the question says a transform was applied: the best allowed one wins.
+    """
     if question.kind == "orientation":
         if orientation and orientation not in ("none", "unknown"):
             return orientation
+        allowed = _transformed_for_sure(question.text)
+        if allowed is not None and scores:
+            options = {n: v for n, v in scores.items() if n not in ("none", "rotate_0")}
+            if allowed:
+                options = {n: v for n, v in options.items() if n in allowed} or options
+            if options:
+                return max(options, key=options.__getitem__)
         # Upright: a question about rotation gets the rotation label, others "none".
         return "rotate_0" if "rotat" in question.text.lower() else "none"
     if not lines:

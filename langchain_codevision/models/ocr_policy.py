@@ -64,6 +64,7 @@ from langchain_codevision.models._ocr_rules import (
     find_line,
     parse_lines,
     parse_orientation,
+    parse_orientation_scores,
     parse_question,
 )
 from langchain_codevision.protocol import TOOL_NAME, TOOL_TURN_MARK, format_tool_call
@@ -198,7 +199,8 @@ class OfflineOCRModel(BaseChatModel):
                     "crop it and read it at twice the size."
                 )
                 return ("call", thought, (zoom_code(_pad(target.box)), _ZOOM, index))
-        answer = answer_question(question, lines, orientation)
+        scores = parse_orientation_scores(page.text)
+        answer = answer_question(question, lines, orientation, scores)
         return ("answer", _final_thought(orientation, lines), answer)
 
     def _perceive(
