@@ -18,6 +18,7 @@ from .limits import KernelLimits
 
 __all__ = ["PixelInbox"]
 
+
 class PixelInbox:
     """The current request's pixel buffer (a new request's first chunk starts a new one)."""
 
