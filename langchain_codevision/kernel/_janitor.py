@@ -20,13 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-__all__: list[str] = []
+__all__ = ["host_gone"]
 
 WAIT_S = 120.0
 """How long the watcher waits for the host's lock after end of file before giving up."""
 
 
-def _host_gone(lock: Path) -> bool:
+def host_gone(lock: Path) -> bool:
+    """Whether nobody holds ``lock`` (a run root's ``owner.lock``): its host is gone."""
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -58,7 +59,7 @@ def main(root: Path) -> None:
     while os.read(0, 4096):
         pass
     deadline = time.monotonic() + WAIT_S
-    while not _host_gone(root / "owner.lock"):
+    while not host_gone(root / "owner.lock"):
         if time.monotonic() > deadline:
             return
         time.sleep(0.05)

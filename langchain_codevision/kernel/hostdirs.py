@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from . import _jailsys
+from ._janitor import host_gone
 from .cgroups import sweep_stale_cgroups
 
 __all__ = ["KernelFiles", "RunRoot", "allocate_ids", "run_root"]
@@ -120,18 +121,8 @@ def _close_run_root() -> None:
 
 
 def _owner_alive(directory: Path) -> bool:
-    lock = directory / "owner.lock"
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    """Whether the host that made run root ``directory`` still holds its ``owner.lock``."""
+    return not host_gone(directory / "owner.lock")
 
 
 def sweep_stale(base: Path, keep: Path | None = None) -> int:
