@@ -149,6 +149,32 @@ def test_a_cell_that_ignores_interrupts_gets_a_restart(gateway) -> None:
         assert after.ok and after.result_images[0].size == (16, 12)  # images restored
 
 
+class SlowSubscription(GatewayKernelSession):
+    """IOPub reaches this client only a second after each connect, like a slow joiner."""
+
+    def _on_message(self, channel, msg):
+        if channel == "iopub" and time.monotonic() < self.live_from:
+            self.dropped += 1
+            return True  # lost before the subscription was live
+        return super()._on_message(channel, msg)
+
+    async def _connect(self) -> None:
+        self.live_from = time.monotonic() + 1.0
+        await super()._connect()
+
+
+def test_a_restarted_kernel_is_used_only_once_its_iopub_is_live(gateway) -> None:
+    limits = KernelLimits(timeout=15, interrupt_grace=1, startup_timeout=20)
+    with SlowSubscription(gateway, token=TOKEN, limits=limits) as session:
+        session.dropped = 0
+        session.put_image(0, noise(12, 9))  # its reply arrives on IOPub
+        code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"
+        assert session.execute(code, timeout=1).restarted
+        after = session.execute("result = image", image=0, collect=("result",))
+        assert after.ok and after.result_images[0].size == (12, 9)
+        assert session.dropped > 0  # the slow subscription really lost messages
+
+
 def test_a_dead_kernel_is_reported_and_replaced(gateway) -> None:
     with GatewayKernelSession(gateway, token=TOKEN, limits=LIMITS) as session:
         session.put_image(0, noise(8, 8))

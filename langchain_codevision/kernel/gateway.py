@@ -57,6 +57,8 @@ PIXEL_COMM = "codevision.pixels"
 ALIVE_CHECK_S = 2.0
 """Least seconds between two REST checks that the gateway still has the kernel."""
 MAX_FRAME_BYTES = 64 * 1024**2
+IOPUB_PROBE_S = 0.25
+"""Seconds to wait for IOPub before asking the kernel for its info again."""
 _ids = itertools.count(1)
 
 
@@ -149,6 +151,7 @@ class GatewayKernelSession(KernelSession):
         self._comm_id = ""
         self._session_id = ""
         self._dead: str | None = None
+        self._iopub_live: asyncio.Event | None = None
         self._checked = 0.0
         self._pixels = PixelInbox(self.limits)
         self._puts: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -190,6 +193,7 @@ class GatewayKernelSession(KernelSession):
         self._dead = None
         self._pixels.clear()
         self._session_id = uuid.uuid4().hex
+        self._iopub_live = asyncio.Event()
         await self._open_channels()
         await self._wait_ready()
         await self._run_preamble()
@@ -232,12 +236,27 @@ class GatewayKernelSession(KernelSession):
             raise KernelStartError(f"no websocket to the kernel at {self.url}: {exc}") from exc
 
     async def _wait_ready(self) -> None:
+        """Wait until the kernel answers on shell and its IOPub reaches this websocket.
+
+        A gateway skips its own IOPub check (the "nudge") when it still thinks the kernel
+        busy, as it does right after restarting one stuck in a loop; what the kernel
+        publishes before the subscription is live is lost, a pixel reply included. So keep
+        asking for kernel info until some IOPub message arrives, as the nudge would.
+        """
+        assert self._iopub_live is not None
         deadline = time.monotonic() + self.limits.startup_timeout
+        answered = False
         while time.monotonic() < deadline:
             msg = self._kc.session.msg("kernel_info_request", {})
             self._kc.send("shell", msg)
-            if await self._reply_to(msg, min(1.0, deadline - time.monotonic())) is not None:
-                return
+            wait = min(1.0, max(deadline - time.monotonic(), 0.0))
+            if not answered:
+                answered = await self._reply_to(msg, wait) is not None
+            if answered:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._iopub_live.wait(), min(IOPUB_PROBE_S, wait))
+                if self._iopub_live.is_set():
+                    return
             if self._dead:
                 raise KernelStartError(f"the remote kernel died while starting ({self._dead})")
         raise KernelStartError(
@@ -366,6 +385,8 @@ class GatewayKernelSession(KernelSession):
         """Handle gateway status and pixel messages before the queues see them."""
         if channel != "iopub":
             return False
+        if self._iopub_live is not None:
+            self._iopub_live.set()
         kind, content = msg["msg_type"], msg["content"]
         if kind == "status" and not msg["parent_header"]:
             state = content.get("execution_state")
