@@ -59,6 +59,11 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+try:  # ISA-L's deflate: the same zlib stream format, several times faster at low levels
+    from isal import isal_zlib as _deflate
+except ImportError:  # pragma: no cover - platforms without an isal wheel
+    _deflate = zlib
+
 __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",
     "DEFAULT_MAX_INPUT_PIXELS",
@@ -77,9 +82,11 @@ __all__ = [
     "check_output_image",
     "decode_trajectory_image",
     "encode_image",
+    "encode_view",
     "fit_pixel_budget",
     "image_from_block",
     "load_image",
+    "resize_image",
     "serialisable_image_input",
     "to_image_block",
     "to_standard_mode",
@@ -673,7 +680,57 @@ def fit_pixel_budget(image: Image.Image, budget: PixelBudget | None) -> Image.Im
         return image
     if image.mode not in STANDARD_MODES:
         image = to_standard_mode(image)
-    return image.resize(size, Image.Resampling.BICUBIC)
+    return resize_image(image, size)
+
+
+def resize_image(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` at ``size``: area averaging where it shrinks, bicubic where it grows.
+
+    ``L`` and ``RGB`` go through OpenCV (``INTER_AREA`` / ``INTER_CUBIC``: both
+    anti-aliased the way a model's own resize is, at a third of PIL's bicubic time); other
+    modes, alpha included (PIL resizes it premultiplied), through PIL's bicubic filter.
+    """
+    if image.mode not in ("L", "RGB") or min(size) < 1:
+        return image.resize(size, Image.Resampling.BICUBIC)
+    import cv2
+
+    return Image.fromarray(cv2.resize(np.asarray(image), size, interpolation=_method(image, size)))
+
+
+def _method(image: Image.Image, size: tuple[int, int]) -> int:
+    import cv2
+
+    shrinks = size[0] <= image.width and size[1] <= image.height
+    return cv2.INTER_AREA if shrinks else cv2.INTER_CUBIC
+
+
+def encode_view(
+    image: Image.Image, budget: PixelBudget | None, fmt: ImageFormat = "png"
+) -> tuple[bytes, bool]:
+    """The model's copy of ``image`` (fitted into ``budget``, encoded) and if it was resized.
+
+    Equal to ``encode_image(fit_pixel_budget(image, budget), fmt)``. For a PNG of an
+    ``L``/``RGB`` image the resize writes straight into the PNG's row buffer, so the view
+    never exists as a separate image (two copies of the pixels fewer).
+    """
+    size = image.size if budget is None else budget_size(*image.size, budget)
+    if size == image.size:
+        return encode_image(image, fmt), False
+    if fmt != "png" or image.mode not in ("L", "RGB") or _PNG_KEEP_INFO.intersection(image.info):
+        return encode_image(fit_pixel_budget(image, budget), fmt), True
+    import cv2
+
+    channels = 1 if image.mode == "L" else 3
+    width, height = size
+    lines = np.empty((height, width * channels + 1), dtype=np.uint8)
+    lines[:, 0] = 0  # PNG filter "none" on every row
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    strides = (lines.strides[0], channels, 1)[: len(shape)]
+    rows = np.ndarray(shape, np.uint8, lines, offset=1, strides=strides)
+    out = cv2.resize(np.asarray(image), size, dst=rows, interpolation=_method(image, size))
+    if out is not rows:  # pragma: no cover - OpenCV allocated its own buffer
+        rows[...] = out
+    return _png_from_rows(lines, width, height, image.mode), True
 
 
 def encode_image(image: Image.Image, fmt: ImageFormat = "png", quality: int = 90) -> bytes:
@@ -707,8 +764,10 @@ def encode_image(image: Image.Image, fmt: ImageFormat = "png", quality: int = 90
 
 
 PNG_LEVEL = 1
-"""zlib level of every PNG the package writes: lossless at any level, and level 1 is the
-fastest that still compresses (document pages come out near level 6's size)."""
+"""Deflate level of every PNG the package writes: lossless at any level, and level 1 is the
+fastest that still compresses. With ``isal`` installed (a core dependency where it has
+wheels) the one-pass writer deflates with ISA-L: about 5x faster than zlib at level 1, for
+files about a quarter larger."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOUR_TYPES = {"L": 0, "RGB": 2, "LA": 4, "RGBA": 6}
@@ -724,19 +783,24 @@ def _png_bytes(image: Image.Image) -> bytes:
     """A PNG of an 8-bit ``L``/``LA``/``RGB``/``RGBA`` image, written in one pass.
 
     Every row uses PNG filter 0 (none) and the whole image is one zlib stream at
-    :data:`PNG_LEVEL`: the bytes decode to exactly ``image``'s pixels, at about half the
+    :data:`PNG_LEVEL`: the bytes decode to exactly ``image``'s pixels, at a fraction of the
     time of PIL's writer (which filters and compresses in small blocks).
     """
     width, height = image.size
     rows = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(height, -1)
     lines = np.zeros((height, rows.shape[1] + 1), dtype=np.uint8)  # filter byte 0 per row
     lines[:, 1:] = rows
-    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[image.mode], 0, 0, 0)
+    return _png_from_rows(lines, width, height, image.mode)
+
+
+def _png_from_rows(lines: np.ndarray, width: int, height: int, mode: str) -> bytes:
+    """The PNG file for ``lines``: each row its filter byte (0), then its pixels."""
+    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[mode], 0, 0, 0)
     return b"".join(
         (
             _PNG_SIGNATURE,
             _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", zlib.compress(lines.data, PNG_LEVEL)),
+            _png_chunk(b"IDAT", _deflate.compress(lines.data, PNG_LEVEL)),
             _png_chunk(b"IEND", b""),
         )
     )
@@ -749,7 +813,7 @@ def to_image_block(
     fmt: ImageFormat = "png",
 ) -> dict[str, Any]:
     """A LangChain standard image block (``{"type": "image", "base64": ..., "mime_type": ...}``)."""
-    data = encode_image(fit_pixel_budget(image, budget), fmt)
+    data, _ = encode_view(image, budget, fmt)
     return {
         "type": "image",
         "base64": base64.b64encode(data).decode("ascii"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +15,10 @@ from PIL import Image
 from langchain_codevision.images import (
     PixelBudget,
     budget_size,
+    encode_image,
+    encode_view,
     fit_pixel_budget,
+    resize_image,
     to_image_block,
 )
 
@@ -106,6 +111,43 @@ def test_fitted_images_really_have_the_budget_size() -> None:
     from langchain_codevision.images import image_from_block
 
     assert image_from_block(block).size == (28672, 28)
+
+
+def test_shrinking_averages_fine_detail_instead_of_aliasing_it() -> None:
+    stripes = np.zeros((1000, 1000), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel columns: any point sampler turns them into bands
+    for mode, pixels in (("L", stripes), ("RGB", np.dstack([stripes] * 3))):
+        image = Image.fromarray(pixels, mode)
+        small = np.asarray(resize_image(image, (250, 250)), np.float64)
+        assert small.shape[:2] == (250, 250)
+        assert abs(small.mean() - 127.5) < 2 and small.std() < 2  # grey, not bands
+        sampled = np.asarray(image.resize((250, 250), Image.Resampling.NEAREST), np.float64)
+        assert abs(sampled.mean() - 127.5) > 100  # aliasing: every sample hits one phase
+
+
+def test_growing_and_alpha_images_keep_their_mode_and_content() -> None:
+    grown = resize_image(Image.new("RGB", (10, 6), (200, 30, 10)), (40, 24))
+    assert grown.size == (40, 24) and grown.getpixel((20, 12)) == (200, 30, 10)
+    clear = Image.new("RGBA", (100, 100), (255, 0, 0, 0))  # invisible red
+    clear.paste((0, 0, 255, 255), (50, 0, 100, 100))
+    shrunk = resize_image(clear, (50, 50))
+    assert shrunk.mode == "RGBA"
+    red, _, blue, alpha = shrunk.getpixel((25, 25))  # on the edge: blue fading out
+    assert alpha > 0 and red < 10 and blue > 240  # premultiplied: no red bleeds in
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "I;16", "F", "1"])
+@pytest.mark.parametrize("size", [(1000, 700), (30, 20), (896, 896)])
+def test_the_one_pass_view_equals_fitting_then_encoding(mode, size) -> None:
+    rng = np.random.default_rng(sum(size))
+    image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8)).convert(mode)
+    budget = PixelBudget()
+    data, resized = encode_view(image, budget)
+    expected = encode_image(fit_pixel_budget(image, budget))
+    assert resized == (budget_size(*size, budget) != size)
+    got, want = Image.open(io.BytesIO(data)), Image.open(io.BytesIO(expected))
+    assert (got.mode, got.size) == (want.mode, want.size)
+    assert np.array_equal(np.asarray(got), np.asarray(want))
 
 
 def test_budgets_that_cannot_hold_a_cell_or_sizes_below_one_are_refused() -> None:

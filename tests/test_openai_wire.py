@@ -12,6 +12,7 @@ from langchain_openai import ChatOpenAI
 from PIL import Image
 
 from langchain_codevision import create_codevision_graph
+from langchain_codevision.images import resize_image
 from langchain_codevision.kernel import KernelPool
 from tests.openai_stub import OpenAIStub
 from tests.scripted_model import text_call
@@ -94,5 +95,5 @@ def test_tools_dialect_wire_format(pool, document_image, separate_images) -> Non
     assert restored.size == (896, 896)  # 1000x1000 fitted into the default 1024*28*28 budget
     assert np.array_equal(
         np.asarray(restored),
-        np.asarray(document_image.resize((896, 896), Image.Resampling.BICUBIC)),
+        np.asarray(resize_image(document_image, (896, 896))),
     )

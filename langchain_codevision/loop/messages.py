@@ -25,8 +25,7 @@ from langchain_codevision.images import (
     ImageFormat,
     PixelBudget,
     TrajectoryImage,
-    encode_image,
-    fit_pixel_budget,
+    encode_view,
     image_from_block,
     to_image_block,
     trajectory_image,
@@ -78,15 +77,14 @@ def encode_step_image(
     export). When the image already fits and the model gets PNG, the trajectory reuses the
     model's PNG bytes, so it is never encoded again.
     """
-    view = fit_pixel_budget(image, budget)
-    data = encode_image(view, fmt)
+    data, resized = encode_view(image, budget, fmt)
     block = {
         "type": "image",
         "base64": base64.b64encode(data).decode("ascii"),
         "mime_type": f"image/{fmt}",
         "id": f"{IMAGE_ID_PREFIX}{index}",
     }
-    shared = data if fmt == "png" and view is image else None
+    shared = data if fmt == "png" and not resized else None
     return block, trajectory_image(image, index, origin, step, png=shared)
 
 
