@@ -112,3 +112,33 @@ def test_kernel_spawned_children_die_with_the_session(start: str) -> None:
     [child] = [p for p in jail.children(recursive=True) if p.name() == "sleep"]
     session.close()
     assert _wait_gone(child.pid) and _wait_gone(jail.pid)
+
+
+def test_a_slow_cleanup_does_not_stall_other_kernels(monkeypatch) -> None:
+    """Closing runs the host-side cleanup off the I/O loop every kernel shares."""
+    import threading
+
+    from langchain_codevision.kernel import _host
+
+    entered, release = threading.Event(), threading.Event()
+    original = _host.KernelHost.cleanup
+
+    def stuck_cleanup(self) -> None:  # a cgroup that takes its time to empty
+        entered.set()
+        release.wait(30)
+        original(self)
+
+    with KernelSession() as other, KernelSession() as closing:
+        other.execute("x = 1")
+        closing.execute("y = 2")
+        monkeypatch.setattr(_host.KernelHost, "cleanup", stuck_cleanup)
+        closer = threading.Thread(target=closing.close)
+        closer.start()
+        try:
+            assert entered.wait(30)
+            out = other.execute("print(x + 1)", timeout=10)  # the loop is free meanwhile
+            assert out.ok and out.stdout == "2\n" and closer.is_alive()
+        finally:
+            release.set()
+            closer.join(30)
+        assert not closer.is_alive()

@@ -28,7 +28,7 @@ import sys
 import time
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,6 +101,18 @@ def _kill_process_group(pid: int | None) -> None:
         os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
+
+
+async def _off_loop(cleanup: Callable[[], None]) -> None:
+    """Run a blocking cleanup off the kernel I/O loop that every episode shares.
+
+    Cgroup removal retries and folder removal must not stall other episodes' kernels; the
+    cleanup runs in place when no worker thread can be had (interpreter shutdown).
+    """
+    try:
+        await asyncio.to_thread(cleanup)
+    except RuntimeError:
+        cleanup()
 
 
 def _kill_supervisor(state: dict[str, Any]) -> None:
@@ -424,7 +436,7 @@ class KernelSession:
             await self._boot(lambda: km.start_kernel(env=env, **_quiet(host.jailed)))
         except Exception as exc:
             await self._kill()
-            host.cleanup()
+            await _off_loop(host.cleanup)
             self._km = self._kc = None
             if isinstance(exc, KernelStartError):
                 raise
@@ -681,7 +693,7 @@ class KernelSession:
         self._closed = True
         await self._kill()
         if self.host is not None:
-            self.host.cleanup()
+            await _off_loop(self.host.cleanup)
         self._km = None
         self._kc = None
         self._images.clear()
