@@ -26,6 +26,18 @@ def test_state_does_not_leak_between_episodes(pool: KernelPool) -> None:
         assert second.execute("'leaked' in globals()").text == "False"
 
 
+def test_a_warmed_pool_kernel_is_as_fresh_as_a_new_one(pool: KernelPool) -> None:
+    from langchain_codevision.kernel import KernelSession
+
+    probe = "print(sorted(globals()), sorted(__cv_runtime__.images))"
+    with KernelSession() as plain:
+        expected = plain.execute(probe)
+    with pool.session() as lent:  # started and warmed up by the pool
+        got = lent.execute(probe)
+    assert got.ok and got.stdout == expected.stdout
+    assert got.execution_count == expected.execution_count == 1
+
+
 def test_reset_mode_keeps_the_process_and_clears_variables() -> None:
     with KernelPool(size=1, recycle="reset") as pool:
         with pool.session() as first:

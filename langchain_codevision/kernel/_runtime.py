@@ -191,6 +191,18 @@ class Runtime:
         """Forget the image registered under ``key``."""
         self.images.pop(str(key), None)
 
+    def warm(self, key: str) -> None:
+        """Take the first-use paths once (bind a copy, draw, save pixels), then forget ``key``.
+
+        A fresh kernel's first cell pays for code and pages it has not touched yet; the
+        host calls this before lending the kernel, so no episode waits for it.
+        """
+        image = self.images.pop(str(key))
+        copy = image.copy()
+        ImageDraw.Draw(copy)
+        self.save(copy)
+        self.out.rewind()
+
     def get(self, key: Any) -> Image.Image:
         """Return the registered image ``key`` with a clear error when it does not exist."""
         try:

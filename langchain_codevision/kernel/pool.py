@@ -257,6 +257,7 @@ class KernelPool:
         session = make_session(self.kernel, **self.session_kwargs)
         try:
             await session._start()
+            await session._warm()
         except Exception as exc:
             await session._close()
             session._finalizer()

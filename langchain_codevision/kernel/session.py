@@ -53,6 +53,9 @@ RUNTIME_PATH = Path(__file__).with_name("_runtime.py")
 _ids = itertools.count(1)
 StartMode = Literal["auto", "fork", "exec"]
 
+WARM_KEY = "__cv_warm__"
+"""The image key a warm-up uses (and removes)."""
+
 
 class KernelStartError(RuntimeError):
     """The kernel process could not be started or did not become ready."""
@@ -559,6 +562,18 @@ class KernelSession:
                 continue
             if msg["parent_header"].get("msg_id") == msg_id:
                 return msg["content"]
+
+    async def _warm(self) -> None:
+        """Pay a fresh kernel's first-use costs (an image load, a bind, a save) up front.
+
+        A pool calls this after starting a kernel, so the first episode on it does not wait
+        for them. Silent: no execution count, no names and no image are left behind.
+        """
+        await self._send_image(WARM_KEY, np.zeros((2, 2, 3), dtype=np.uint8))
+        code = f"getattr(__cv_runtime__, 'warm', __cv_runtime__.drop)({WARM_KEY!r})"
+        reply = await self._request(code, silent=True)
+        if reply.get("status") != "ok":
+            raise KernelStartError(f"{self.name}: warm-up failed: {reply.get('evalue')}")
 
     async def _ensure_alive(self, result: ExecutionResult) -> None:
         await self._start()
