@@ -135,6 +135,34 @@ def test_future_import_still_works_with_binding(kernel: KernelSession) -> None:
     assert out.stdout.strip() == "(4, 4)"
 
 
+def test_staged_images_arrive_with_the_next_request_of_any_kind(kernel: KernelSession) -> None:
+    first, second = Image.new("RGB", (7, 5), "red"), Image.new("L", (3, 9), 128)
+    kernel.put_image("s1", first)
+    assert kernel._unsent  # written to the kernel's folder, not yet loaded
+    broken = kernel.execute("def broken(:")  # a cell that never parses still loads them
+    assert broken.error is not None and broken.error.name == "SyntaxError"
+    out = kernel.execute("result = image", image="s1", collect=("result",))
+    assert out.ok and out.result_images[0].size == (7, 5)
+    kernel.put_image("s2", second)
+    kernel.drop_image("s1")  # a helper request sends what is staged first
+    listed = kernel.execute("print(sorted(__cv_runtime__.images))").stdout
+    assert "'s2'" in listed and "'s1'" not in listed
+    kernel.put_image("s3", first)
+    kernel.put_image("s3", second)  # staged twice: the last one counts
+    out = kernel.execute("result = image", image="s3", collect=("result",))
+    assert out.result_images[0].size == (3, 9)
+
+
+def test_a_staged_image_that_cannot_be_loaded_is_a_clear_error(kernel: KernelSession) -> None:
+    kernel.put_image("gone", Image.new("RGB", (4, 4)))
+    kernel._unsent[-1][1] += ".missing"  # as if the file were removed before the load
+    out = kernel.execute("result = image", image="gone", collect=("result",))
+    assert out.error is not None and "could not be loaded" in out.error.value
+    kernel.put_image("gone", Image.new("RGB", (6, 6)))  # a second try works
+    again = kernel.execute("result = image", image="gone", collect=("result",))
+    assert again.ok and again.result_images[0].size == (6, 6)
+
+
 def test_reset_clears_variables_and_images(kernel: KernelSession) -> None:
     kernel.put_image(0, Image.new("RGB", (4, 4)))
     kernel.execute("secret_value = 123")

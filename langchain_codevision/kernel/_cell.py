@@ -2,9 +2,10 @@
 
 ``run_cell`` implements the execute protocol for :class:`~.session.KernelSession`: it binds
 the requested image through the request's metadata (read by the kernel-side runtime before
-the cell runs), collects result images through ``user_expressions`` (evaluated right after
-the cell, in the same round trip), interrupts and then restarts a kernel that overruns its
-time limit, and restarts a kernel that dies mid-cell. Failures end up in the result.
+the cell runs, which also loads the images staged since the last request), collects result
+images through ``user_expressions`` (evaluated right after the cell, in the same round
+trip), interrupts and then restarts a kernel that overruns its time limit, and restarts a
+kernel that dies mid-cell. Failures end up in the result.
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ async def run_cell(
 ) -> ExecutionResult:
     """Execute ``code`` in ``session``'s kernel and fill ``result``."""
     metadata: dict[str, Any] = {}
-    if image is not None or collect:
+    loads = session._take_unsent()  # staged images, loaded by the kernel before the cell
+    if image is not None or collect or loads:
         metadata = {
             "codevision": {
                 "bind": None if image is None else str(image),
                 "clear": list(collect) if image is not None else [],
+                "load": loads,
             }
         }
     expressions = {}

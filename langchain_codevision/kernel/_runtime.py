@@ -144,6 +144,7 @@ class Runtime:
         self.dir = Path(transfer_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.images: dict[str, Image.Image] = {}
+        self.load_errors: dict[str, str] = {}
         self.out = PixelBuffer(self.dir / "out.pixels")
         self.streams = [
             CappedStream(sys.stdout, max_output_chars),
@@ -171,6 +172,7 @@ class Runtime:
                 del ns[name]
         self.shell.displayhook.flush()
         self.images.clear()
+        self.load_errors.clear()
         for entry in self.dir.iterdir():
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -181,6 +183,7 @@ class Runtime:
     # -- images in -----------------------------------------------------------------------
     def load(self, key: str, path: str) -> str:
         """Register the image stored at ``path`` (``.npy``) under ``key``."""
+        self.load_errors.pop(str(key), None)
         array = np.load(path, allow_pickle=False)
         self.images[str(key)] = Image.fromarray(array)
         os.unlink(path)
@@ -208,23 +211,46 @@ class Runtime:
         try:
             return self.images[str(key)]
         except KeyError:
+            if str(key) in self.load_errors:
+                raise IndexError(
+                    f"image {key!r} could not be loaded: {self.load_errors[str(key)]}"
+                ) from None
             available = ", ".join(sorted(self.images, key=_index_order)) or "none"
             raise IndexError(
                 f"image_index {key!r} does not exist; available image indices: {available}"
             ) from None
 
     # -- per-cell binding ----------------------------------------------------------------
-    def pending_request(self) -> dict[str, Any] | None:
+    def _request_metadata(self) -> dict[str, Any]:
         kernel = getattr(self.shell, "kernel", None)
         if kernel is None:
-            return None
+            return {}
         try:
             parent = kernel.get_parent("shell")
         except TypeError:  # older ipykernel
             parent = kernel.get_parent()
         metadata = (parent or {}).get("metadata") or {}
         request = metadata.get("codevision")
-        return request if isinstance(request, dict) and "bind" in request else None
+        return request if isinstance(request, dict) else {}
+
+    def pending_request(self) -> dict[str, Any] | None:
+        request = self._request_metadata()
+        return request if "bind" in request else None
+
+    def load_staged(self) -> None:
+        """Load the images the host staged for this request (before the cell is parsed)."""
+        loads = self._request_metadata().get("load")
+        if not isinstance(loads, list):
+            return
+        for entry in loads:
+            if not (isinstance(entry, list) and len(entry) == 2):
+                continue
+            key, path = (str(part) for part in entry)
+            try:
+                self.load(key, path)
+            except Exception as exc:  # reported when the image is asked for
+                self.images.pop(key, None)
+                self.load_errors[key] = f"{type(exc).__name__}: {exc}"
 
     def before_cell(self) -> None:
         """Bind ``image``/``img``/``draw`` and clear result names for this cell."""
@@ -259,6 +285,7 @@ class Runtime:
         for stream in self.streams:
             stream.reset()
         self.out.rewind()
+        self.load_staged()
 
     # -- images out ----------------------------------------------------------------------
     def save(self, image: Image.Image) -> dict[str, Any]:

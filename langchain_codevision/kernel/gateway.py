@@ -413,6 +413,9 @@ class GatewayKernelSession(KernelSession):
         """One result image from the pixels the kernel sent, checked like a local one."""
         return self._pixels.read(where)
 
+    async def _stage_image(self, key: str, array: np.ndarray) -> None:
+        await self._send_image(key, array)  # over the comm at once: its reply is the check
+
     async def _send_image(self, key: str, array: np.ndarray) -> None:
         array = np.ascontiguousarray(array)
         if array.dtype.hasobject:

@@ -232,6 +232,7 @@ class KernelSession:
         self._kc: Any = None
         self._lock: asyncio.Lock | None = None
         self._images: dict[str, Image.Image | np.ndarray] = {}
+        self._unsent: list[list[str]] = []  # [key, kernel path]: written, not yet loaded
         self._state: dict[str, Any] = {}
         self._finalizer = weakref.finalize(self, _finalize, self._state)
         self._closed = False
@@ -279,7 +280,13 @@ class KernelSession:
         )
 
     def put_image(self, key: int | str, image: Image.Image | np.ndarray) -> None:
-        """Register an image in the kernel under ``key`` at full resolution."""
+        """Register an image in the kernel under ``key`` at full resolution.
+
+        The pixels are written into the kernel's folder at once; the kernel loads them with
+        its next request (an execute loads them before its cell runs), so handing an image
+        over costs no round trip of its own. A load that fails there is reported when the
+        image is used.
+        """
         run_sync(self._put_image(key, image))
 
     def drop_image(self, key: int | str) -> None:
@@ -548,6 +555,8 @@ class KernelSession:
         self, code: str, *, silent: bool = False, timeout: float | None = None
     ) -> dict[str, Any]:
         """Send a helper request and wait for its reply content (no output capture)."""
+        if self._unsent:  # staged images first: a silent request does not load them
+            await self._flush_unsent()
         msg_id = self._kc.execute(code, silent=silent, store_history=False, allow_stdin=False)
         deadline = time.monotonic() + (timeout or self.limits.startup_timeout)
         while True:
@@ -626,10 +635,33 @@ class KernelSession:
         async with self._lock:
             if not await self._is_alive():
                 await self._restart()
-            await self._send_image(str(key), array)
+            await self._stage_image(str(key), array)
             self._images[str(key)] = image
 
+    async def _stage_image(self, key: str, array: np.ndarray) -> None:
+        """Write the pixels now; the kernel loads them with the next request it gets.
+
+        An execute carries the pending loads in its metadata (the kernel loads them before
+        the cell), which saves a round trip per image; any other request sends them first.
+        """
+        path = await self._write_pixels(key, array)
+        self._unsent = [entry for entry in self._unsent if entry[0] != key]
+        self._unsent.append([key, str(path)])
+
+    def _take_unsent(self) -> list[list[str]]:
+        """The staged loads, for the execute request about to be sent."""
+        unsent, self._unsent = self._unsent, []
+        return unsent
+
+    async def _flush_unsent(self) -> None:
+        for key, path in self._take_unsent():
+            await self._load(key, path)
+
     async def _send_image(self, key: str, array: np.ndarray) -> None:
+        await self._load(key, str(await self._write_pixels(key, array)))
+
+    async def _write_pixels(self, key: str, array: np.ndarray) -> Path:
+        """Write ``array`` into the kernel's transfer folder; its path as the kernel sees it."""
         assert self.host is not None and self.host.files is not None
         name = f"px/in-{next(_ids)}-{time.monotonic_ns()}.npy"
         files = self.host.files
@@ -642,8 +674,10 @@ class KernelSession:
             await asyncio.to_thread(write)
         except OSError as exc:
             raise ValueError(f"could not hand image {key!r} to the kernel: {exc}") from exc
-        path = self.host.area / name
-        reply = await self._request(f"__cv_runtime__.load({key!r}, {str(path)!r})", silent=True)
+        return self.host.area / name
+
+    async def _load(self, key: str, path: str) -> None:
+        reply = await self._request(f"__cv_runtime__.load({key!r}, {path!r})", silent=True)
         if reply.get("status") != "ok":
             raise ValueError(
                 f"could not register image {key!r}: {reply.get('ename')}: {reply.get('evalue')}"
@@ -651,6 +685,7 @@ class KernelSession:
 
     async def _drop_image(self, key: int | str) -> None:
         self._images.pop(str(key), None)
+        self._unsent = [entry for entry in self._unsent if entry[0] != str(key)]
         if self._km is not None:
             assert self._lock is not None
             async with self._lock:
@@ -661,6 +696,7 @@ class KernelSession:
         assert self._lock is not None
         async with self._lock:
             self._images.clear()
+            self._unsent.clear()
             if not await self._is_alive():
                 await self._restart()
                 return
@@ -673,6 +709,7 @@ class KernelSession:
         assert self._km is not None and self.host is not None
         self.restarts += 1
         self.host.kill_jail()
+        self._unsent.clear()  # every image is sent again below
         await self._boot(lambda: self._km.restart_kernel(now=True))
         for key, image in list(self._images.items()):
             await self._send_image(key, _to_array(image))
@@ -712,3 +749,4 @@ class KernelSession:
         self._km = None
         self._kc = None
         self._images.clear()
+        self._unsent.clear()
