@@ -215,6 +215,12 @@ def test_unknown_arm_is_refused(tmp_path):
         evaluate(items_named(), policy(), tmp_path, arms=["tools"], progress=False)
 
 
+async def test_the_sync_entry_point_inside_a_running_loop_says_what_to_use(tmp_path):
+    with pytest.raises(RuntimeError, match=r"await aevaluate"):
+        evaluate([], ScriptedChatModel(replies=[]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
 def test_importing_the_package_is_cheap():
     import subprocess
     import sys

@@ -297,5 +297,17 @@ async def aevaluate(
 def evaluate(
     items: Sequence[EvalItem], model: BaseChatModel, out_dir: str | Path, **kwargs: Any
 ) -> EvalRun:
-    """Synchronous :func:`aevaluate` (same arguments)."""
-    return asyncio.run(aevaluate(items, model, out_dir, **kwargs))
+    """Synchronous :func:`aevaluate` (same arguments).
+
+    Raises:
+        RuntimeError: Called where an event loop already runs (a notebook, an async app):
+            ``await aevaluate(...)`` there instead.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(aevaluate(items, model, out_dir, **kwargs))
+    raise RuntimeError(
+        "evaluate() cannot run inside a running event loop (a notebook or an async app); "
+        "use `await aevaluate(...)` with the same arguments"
+    )
