@@ -176,6 +176,13 @@ def _ask(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
+    from .images import load_image
+
+    if args.command == "run":
+        print(f"{PROG}: note: 'run' is now 'ask' (same options)", file=sys.stderr)
+    image = load_image(args.image)  # a wrong path is reported before the heavy imports
+    text = _read_system_prompt(args.system_prompt) if args.system_prompt else None
+
     from .cli_errors import is_model_error, model_error_line
     from .episode_output import (
         ModelTimer,
@@ -184,18 +191,13 @@ def _ask(args: argparse.Namespace) -> int:
         episode_timings,
         save_episode_images,
     )
-    from .images import load_image
     from .kernel import KernelPool
     from .loop.graph import FROM_PROFILE, create_codevision_graph
     from .model_spec import load_chat_model
     from .protocol import get_profile
 
-    if args.command == "run":
-        print(f"{PROG}: note: 'run' is now 'ask' (same options)", file=sys.stderr)
-    image = load_image(args.image)
     profile = get_profile(args.profile)
-    if args.system_prompt:
-        text = _read_system_prompt(args.system_prompt)
+    if text is not None:
         profile = dataclasses.replace(profile, system_prompt=text, tools_system_prompt=text)
     model = load_chat_model(args.model, base_url=args.base_url, adapter=args.adapter, load=True)
     timer = ModelTimer()

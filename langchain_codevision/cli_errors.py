@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import sys
 from enum import IntEnum
 from typing import Any
 
@@ -143,11 +144,24 @@ def model_error_line(exc: BaseException, base_url: str | None = None) -> str:
     return f"the model failed: {cause}; check the model spec, --base-url and the server"
 
 
+class _NeverRaised(Exception):
+    """Stands in for an error class whose module was never imported."""
+
+
+def _loaded(module: str, name: str) -> type[BaseException]:
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else _NeverRaised
+
+
 def explain(exc: BaseException) -> tuple[ExitCode, str]:
     """The exit code and the one-line message (without the ``codevision: error:`` prefix)."""
     from langchain_codevision.images import ImageInputError
-    from langchain_codevision.kernel import IsolationError, KernelStartError
-    from langchain_codevision.model_spec import ModelSpecError
+
+    # Only classes of modules already imported can have raised: importing the kernel or
+    # model modules here would add seconds before a one-line error.
+    ModelSpecError = _loaded("langchain_codevision.model_spec", "ModelSpecError")
+    IsolationError = _loaded("langchain_codevision.kernel.sandbox", "IsolationError")
+    KernelStartError = _loaded("langchain_codevision.kernel.session", "KernelStartError")
 
     if isinstance(exc, CLIError):
         return exc.code, one_line(exc.message)

@@ -377,3 +377,25 @@ def test_ask_hands_the_adapter_to_the_local_model(tmp_path, images) -> None:
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == ExitCode.MODEL and "Traceback" not in done.stderr, done.stderr
     assert ERROR_LINE.match(last) and str(foreign) in last and "does not match" in last, last
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ask", "/nonexistent/page.png", "What does it say?"],
+        ["eval", "/nonexistent/set.parquet", "--model", "offline", "--out", "/nonexistent/o"],
+    ],
+)
+def test_a_wrong_path_is_reported_before_the_heavy_imports(argv) -> None:
+    script = (
+        "import sys\nfrom langchain_codevision.cli import main\n"
+        f"code = main({argv!r})\n"
+        "heavy = [m for m in ('langgraph', 'langchain_codevision.loop', "
+        "'langchain_codevision.model_spec', 'langchain_codevision.data') if m in sys.modules]\n"
+        "print(code, heavy)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == f"{int(ExitCode.INPUT)} []", done.stdout + done.stderr
+    assert "not found" in done.stderr or "does not exist" in done.stderr

@@ -15,7 +15,7 @@ __all__ = ["add_eval_parser", "run_eval"]
 
 def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``eval`` sub-command to ``subparsers``; return its parser."""
-    from langchain_codevision.eval.datasets import FORMATS
+    from langchain_codevision.eval.formats import FORMATS
 
     parser = subparsers.add_parser(
         "eval", help="evaluate a model with and without the code tool on a local dataset"
@@ -52,11 +52,12 @@ def run_eval(args: argparse.Namespace) -> int:
         CLIError: The dataset cannot be read (exit 3), the model server was unreachable for
             every item (4), or some items failed (1).
     """
-    from langchain_codevision.eval.datasets import load_dataset, transformed_variants
+    items = _load_items(args)  # a wrong path is reported before the heavy imports
+
+    from langchain_codevision.eval.datasets import transformed_variants
     from langchain_codevision.eval.runner import RESULTS_FILE, evaluate
     from langchain_codevision.model_spec import load_chat_model
 
-    items = _load_items(args, load_dataset)
     if args.transforms:
         items = transformed_variants(items)
     model = load_chat_model(args.model, base_url=args.base_url, load=True)
@@ -84,7 +85,7 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_items(args: argparse.Namespace, load_dataset: Any) -> list[Any]:
+def _load_items(args: argparse.Namespace) -> list[Any]:
     """The dataset's items; a missing or unreadable dataset is an input error (exit 3)."""
     from langchain_codevision.cli_errors import CLIError, ExitCode, one_line
 
@@ -94,6 +95,8 @@ def _load_items(args: argparse.Namespace, load_dataset: Any) -> list[Any]:
             f"dataset {args.data} does not exist; pass a dataset file or folder "
             "(parquet, JSONL, JSON, or an items.jsonl listing PDF pages)",
         )
+    from langchain_codevision.eval.datasets import load_dataset
+
     try:
         items = load_dataset(args.data, args.format)
     except (OSError, ValueError, KeyError) as exc:

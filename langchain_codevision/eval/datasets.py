@@ -34,6 +34,7 @@ from PIL import Image
 
 from langchain_codevision.data.records import Record, read_jsonl, read_parquet
 from langchain_codevision.data.transforms import ORIENTATIONS, expected_fixes, get_transform
+from langchain_codevision.eval.formats import FORMATS
 from langchain_codevision.images import load_image
 
 __all__ = [
@@ -63,8 +64,6 @@ PAPER_COLUMNS: tuple[str, ...] = (SOURCE, *ORIENTATIONS)
 """The paper's transformed-OCRBench columns: Source, Rot90/180/270, Hori, Verti."""
 DIAGNOSTIC_TRANSFORMS: tuple[str, ...] = ORIENTATIONS
 """The five options of the orientation diagnostic."""
-FORMATS: tuple[str, ...] = ("mvtoolbench", "ocrbench", "chartqa", "generic")
-"""Every ``--format`` value."""
 _LETTERS = "ABCDEFGHIJ"
 
 
