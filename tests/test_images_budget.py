@@ -150,6 +150,23 @@ def test_the_one_pass_view_equals_fitting_then_encoding(mode, size) -> None:
     assert np.array_equal(np.asarray(got), np.asarray(want))
 
 
+def test_pngs_decode_the_same_with_either_deflate(monkeypatch) -> None:
+    import importlib.util
+    import zlib
+
+    import langchain_codevision.images as codec
+
+    if importlib.util.find_spec("isal") is not None:  # a core dependency where it has wheels
+        assert codec._deflate.__name__.startswith("isal")
+    rng = np.random.default_rng(7)
+    image = Image.fromarray(rng.integers(0, 256, (300, 400, 3), np.uint8))
+    fast = encode_image(image)
+    monkeypatch.setattr(codec, "_deflate", zlib)  # platforms without an isal wheel
+    plain = encode_image(image)
+    for data in (fast, plain):
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(image))
+
+
 def test_budgets_that_cannot_hold_a_cell_or_sizes_below_one_are_refused() -> None:
     with pytest.raises(ValueError, match="cannot hold one 28x28 cell"):
         PixelBudget(min_pixels=1, max_pixels=28 * 28 - 1)
