@@ -151,6 +151,13 @@ def test_staged_images_arrive_with_the_next_request_of_any_kind(kernel: KernelSe
     kernel.put_image("s3", second)  # staged twice: the last one counts
     out = kernel.execute("result = image", image="s3", collect=("result",))
     assert out.result_images[0].size == (3, 9)
+    kernel.put_image("s4", first)
+    kernel.drop_image("s4")
+    left = kernel.execute(
+        "import pathlib\nprint(len([p for p in pathlib.Path(__cv_runtime__.dir).parent.rglob"
+        "('in-*.npy')]))"
+    )
+    assert left.stdout == "0\n"  # every staged file was loaded and removed
 
 
 def test_a_staged_image_that_cannot_be_loaded_is_a_clear_error(kernel: KernelSession) -> None:

@@ -644,9 +644,9 @@ class KernelSession:
         An execute carries the pending loads in its metadata (the kernel loads them before
         the cell), which saves a round trip per image; any other request sends them first.
         """
-        path = await self._write_pixels(key, array)
-        self._unsent = [entry for entry in self._unsent if entry[0] != key]
-        self._unsent.append([key, str(path)])
+        # In order: a key staged twice is loaded twice and the last wins; every load
+        # removes its file, so nothing staged is left behind in the kernel's folder.
+        self._unsent.append([key, str(await self._write_pixels(key, array))])
 
     def _take_unsent(self) -> list[list[str]]:
         """The staged loads, for the execute request about to be sent."""
@@ -685,7 +685,6 @@ class KernelSession:
 
     async def _drop_image(self, key: int | str) -> None:
         self._images.pop(str(key), None)
-        self._unsent = [entry for entry in self._unsent if entry[0] != str(key)]
         if self._km is not None:
             assert self._lock is not None
             async with self._lock:
