@@ -689,12 +689,15 @@ def resize_image(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     ``L`` and ``RGB`` go through OpenCV (``INTER_AREA`` / ``INTER_CUBIC``: both
     anti-aliased the way a model's own resize is, at a third of PIL's bicubic time); other
     modes, alpha included (PIL resizes it premultiplied), through PIL's bicubic filter.
+    ``image.info`` (an ICC profile, say) comes along either way.
     """
     if image.mode not in ("L", "RGB") or min(size) < 1:
         return image.resize(size, Image.Resampling.BICUBIC)
     import cv2
 
-    return Image.fromarray(cv2.resize(np.asarray(image), size, interpolation=_method(image, size)))
+    out = Image.fromarray(cv2.resize(np.asarray(image), size, interpolation=_method(image, size)))
+    out.info = dict(image.info)  # as PIL's resize keeps it: an ICC profile still applies
+    return out
 
 
 def _method(image: Image.Image, size: tuple[int, int]) -> int:

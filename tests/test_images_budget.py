@@ -136,6 +136,17 @@ def test_growing_and_alpha_images_keep_their_mode_and_content() -> None:
     assert alpha > 0 and red < 10 and blue > 240  # premultiplied: no red bleeds in
 
 
+def test_a_resized_view_keeps_the_colour_profile() -> None:
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    image = Image.new("RGB", (1000, 1000), (10, 120, 200))
+    image.info["icc_profile"] = profile
+    assert resize_image(image, (500, 500)).info["icc_profile"] == profile
+    data, resized = encode_view(image, PixelBudget())
+    assert resized and Image.open(io.BytesIO(data)).info.get("icc_profile") == profile
+
+
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "I;16", "F", "1"])
 @pytest.mark.parametrize("size", [(1000, 700), (30, 20), (896, 896)])
 def test_the_one_pass_view_equals_fitting_then_encoding(mode, size) -> None:
