@@ -113,9 +113,11 @@ async def _off_loop(cleanup: Callable[[], None]) -> None:
     cleanup runs in place when no worker thread can be had (interpreter shutdown).
     """
     try:
-        await asyncio.to_thread(cleanup)
-    except RuntimeError:
+        done = asyncio.get_running_loop().run_in_executor(None, cleanup)
+    except RuntimeError:  # the executor is shut down: only scheduling can fail here
         cleanup()
+        return
+    await done
 
 
 def _kill_supervisor(state: dict[str, Any]) -> None:
