@@ -493,18 +493,15 @@ def test_forged_replies_cannot_stretch_the_time_limit(pair) -> None:
     attacker, _ = pair
     code = """
         import copy, threading, time
-        kernel = get_ipython().kernel
-        parent = kernel.get_parent('shell')
-        ident, shell = kernel._shell_parent_ident.get(), kernel.shell_stream.socket
+        kernel = get_ipython().kernel  # the lean kernel: its own signing key and sockets
+        parent, ident = kernel.get_parent('shell'), list(kernel.idents)
         def forge():
             time.sleep(0.3)
-            kernel.session.send(kernel.iopub_socket, 'status', {'execution_state': 'idle'},
-                                parent=parent)
+            kernel.publish('status', {'execution_state': 'idle'})
             fake = copy.deepcopy(parent)
             fake['header'] = dict(parent['header'], msg_id='someone-else')
             while True:
-                kernel.session.send(shell, 'execute_reply', {'status': 'ok'}, parent=fake,
-                                    ident=ident)
+                kernel.reply(kernel.shell_socket, ident, fake, 'execute_reply', {'status': 'ok'})
                 time.sleep(0.1)
         threading.Thread(target=forge, daemon=True).start()
         time.sleep(600)

@@ -1,7 +1,7 @@
 """Host side of the kernel template: fresh jailed kernels forked from a preloaded process.
 
-A cold kernel is a new interpreter that imports numpy, PIL, cv2 and ipykernel (about a
-second, and ~50 MiB of private pages each). The template (``_template.py``, one per host
+A cold kernel is a new interpreter that imports numpy, PIL, cv2 and its kernel (about half a
+second, and ~40 MiB of private pages each). The template (``_template.py``, one per host
 process, started on first use) has imported them once; each kernel is forked from it, in
 its own jail, and shares those pages copy-on-write.
 

@@ -55,9 +55,11 @@ class KernelHost:
         python: str | None,
         extra_env: dict[str, str],
         state: dict[str, Any],
+        shell: str = "lean",
     ) -> None:
         self.plan = plan
         self.limits = limits
+        self.shell = shell
         self.python = python
         self.extra_env = extra_env
         self.state = state  # shared with the session's finalizer
@@ -119,6 +121,7 @@ class KernelHost:
         kernel_config: dict[str, Any] = {
             "rlimits": self.limits.rlimits(per_kernel_uid=self.plan.drop_uid),
             "workdir": str(self.workdir),
+            "shell": self.shell,
         }
         env = scrub_environment(workdir=self.workdir, extra=self.extra_env)
         if not self.jailed:

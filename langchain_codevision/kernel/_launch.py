@@ -1,10 +1,11 @@
-"""Kernel launcher: hard limits, Landlock, seccomp, then ipykernel.
+"""Kernel launcher: hard limits, Landlock, seccomp, then the kernel (lean or ipykernel).
 
 Run by path (``python _launch.py -f CONNECTION_FILE``), inside the jail when there is one,
 so it imports nothing from the package. Its settings come as JSON in
 ``CODEVISION_KERNEL_CONFIG``: ``{"rlimits": {"AS": bytes, ...}, "parent_pid": int,
 "workdir": str, "landlock": {"read": [...], "write": [...]} | null, "seccomp": bool,
-"layers_file": str}``.
+"layers_file": str, "shell": "lean" | "ipython"}``: ``lean`` runs ``_lean_kernel`` (the
+default), ``ipython`` runs ipykernel.
 
 Every limit is set with soft = hard (CPU: hard = soft + 1 s, so ``SIGXCPU`` arrives first),
 so code cannot raise it again. The layers that took effect here are written to
@@ -93,16 +94,27 @@ def confine(config: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Apply the configuration (from the environment), then hand over to ipykernel."""
+    """Apply the configuration (from the environment), then hand over to the kernel."""
     config = json.loads(os.environ.pop("CODEVISION_KERNEL_CONFIG", "{}"))
     confine(config)
     here = os.path.dirname(os.path.abspath(__file__))
-    # Running by path put this package folder first on sys.path; user code must not see it.
-    if sys.path and os.path.abspath(sys.path[0]) == here:
-        del sys.path[0]
+    argv = sys.argv[1:] if argv is None else argv
+    lean = config.get("shell", "lean") == "lean"
+    if lean and here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        if lean:
+            import _lean_kernel
+    finally:
+        # Running by path put this package folder first on sys.path; user code must not see it.
+        while here in sys.path:
+            sys.path.remove(here)
+    if lean:
+        _lean_kernel.main(_lean_kernel.connection_file_from(argv))
+        return
     from ipykernel import kernelapp
 
-    kernelapp.launch_new_instance(argv=sys.argv[1:] if argv is None else argv)
+    kernelapp.launch_new_instance(argv=argv)
 
 
 if __name__ == "__main__":

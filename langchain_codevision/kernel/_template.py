@@ -3,9 +3,10 @@
 Run by path (``python _template.py``) by the host's :mod:`._forkserver`, with the jailed
 kernels' own scrubbed environment plus ``CODEVISION_TEMPLATE`` (``{"parent_pid": int,
 "control_fd": int}``); it imports nothing from the package. It imports what every kernel
-needs (numpy, PIL, cv2, ipykernel, IPython), freezes the heap for the garbage collector, and
-then only waits on its control socket, so every kernel forked from it shares those pages
-copy-on-write instead of importing them again.
+needs (numpy, PIL, cv2, the lean kernel, the kernel-side runtime, ipykernel, IPython),
+freezes the heap for the garbage collector, and then only waits on its control socket, so
+every kernel forked from it shares those pages copy-on-write instead of importing them
+again.
 
 What it holds: no secret (it never reads a request; the forked child does), no thread, no
 ZeroMQ context, and no descriptor but stdio, its control socket (one end of a socketpair:
@@ -14,14 +15,15 @@ its own mount namespace with an empty ``/run``, so nothing it imports writes to 
 Modules that act on the shell that imports them (pyplot and matplotlib's inline backend)
 are not preloaded: each kernel imports those itself.
 
-Each request is one byte and one descriptor (a memfd holding the supervisor configuration
-of one kernel and the path of its connection file). The template forks; the child closes
-every inherited descriptor first, reads the request, and then is exactly the namespaces
-backend's supervisor (``_supervisor.supervise``): it joins the kernel's cgroups, builds the
-jail (per-kernel uid, user/PID/mount/net/IPC/UTS/cgroup namespaces, new root, capability
-bounding set, no_new_privs) and forks the jail's init, whose child, the kernel, applies
-the launcher's layers (``_launch.main``: Landlock, seccomp, rlimits, ``layers.json``) and
-starts ipykernel in process. The template answers with the child's pid and a pidfd of it.
+Each request is one byte and one descriptor (a memfd holding the supervisor configuration of
+one kernel and the path of its connection file). The template forks; the child closes every
+inherited descriptor first, reads the request, and then is exactly the namespaces backend's
+supervisor (``_supervisor.supervise``): it joins the kernel's cgroups, builds the jail (per-
+kernel uid, user/PID/mount/net/IPC/UTS/cgroup namespaces, new root, capability bounding set,
+no_new_privs) and forks the jail's init, whose child, the kernel, applies the launcher's
+layers (``_launch.main``: Landlock, seccomp, rlimits, ``layers.json``) and starts the kernel
+(lean, or ipykernel) in process. The template answers with the child's pid and a pidfd of
+it.
 
 Both the template and each child die with their parent (``PR_SET_PDEATHSIG``), so a dead
 host or a dead template leaves no kernel behind; the host starts a new template on the
@@ -31,6 +33,7 @@ next request.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import os
 import select
@@ -42,6 +45,7 @@ import time
 
 import _jailsys as sysc
 import _launch
+import _lean_kernel  # noqa: F401 - preloaded: the default kernel every child runs
 import _supervisor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,6 +62,7 @@ PRELOAD = (
     "cv2",
     "matplotlib",
     "matplotlib.font_manager",  # its font cache, built once here instead of in every kernel
+    "_lean_figures",  # the lean kernel's matplotlib backend (Agg; it acts on no shell)
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
     "ipykernel.zmqshell",
@@ -70,6 +75,7 @@ PRELOAD = (
     "IPython.core.completer",
     "IPython.display",
     "jupyter_client.session",
+    "zmq",
     "zmq.eventloop.zmqstream",
     "tornado.ioloop",
     "tornado.gen",
@@ -82,6 +88,7 @@ PRELOAD = (
     "shutil",
     "sqlite3",
 )
+RUNTIME_MODULE = "codevision_kernel_runtime"
 REPLY = struct.Struct("=qd")  # the child's pid, the template's fork time (s)
 MAX_FD = 1 << 20
 
@@ -108,6 +115,19 @@ def _preload() -> None:
             __import__(name)
         except Exception:  # a kernel without it imports it (or fails) itself
             continue
+    # The kernel-side runtime, under the name the session preamble looks for first.
+    spec = importlib.util.spec_from_file_location(RUNTIME_MODULE, os.path.join(HERE, "_runtime.py"))
+    if spec is not None and spec.loader is not None:
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception:
+            pass
+        else:
+            sys.modules[RUNTIME_MODULE] = module
+    image = sys.modules.get("PIL.Image")
+    if image is not None:
+        image.init()  # every kernel would import the format plugins on its first image
 
 
 def _child(control: socket.socket, request_fd: int, template_pid: int) -> None:

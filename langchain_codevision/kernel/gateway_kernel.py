@@ -5,7 +5,7 @@ A Kernel Gateway starts each kernel as ``python -m langchain_codevision.kernel.g
 cgroup, limits and runtime as a local kernel, signing with the gateway's key) and relays the
 gateway's TCP sockets to the jailed kernel's own sockets, which the jail cannot leave:
 
-    gateway --tcp--> this launcher (outside the jail) --ipc--> ipykernel (inside the jail)
+    gateway --tcp--> this launcher (outside the jail) --ipc--> the kernel (inside the jail)
 
 It exits, taking the jail with it, when the kernel dies, on SIGTERM, or when the gateway
 asks the kernel to shut down. Limits come as JSON (:class:`~.limits.KernelLimits` fields) in

@@ -28,8 +28,8 @@ layer         what it stops
 Backends: ``bwrap`` (bubblewrap) or ``namespaces`` (the same layers built by the
 package's own supervisor). A ``namespaces`` jail is either built around a fresh interpreter
 (``start="exec"``) or forked, with every layer above, from the host's preloaded kernel
-template (``start="fork"``, the default where it works: numpy, PIL, cv2 and ipykernel are
-imported once and their pages shared copy-on-write; see ``_template.py``).
+template (``start="fork"``, the default where it works: numpy, PIL, cv2, the lean kernel and
+ipykernel are imported once and their pages shared copy-on-write; see ``_template.py``).
 ``isolation="strict"`` refuses to start a kernel without the core layers; ``"auto"`` runs
 with what is available and warns once, naming what is missing; ``"off"`` runs a plain child
 process (trusted code only).

@@ -1,10 +1,11 @@
 """A stateful, sandboxed Jupyter kernel for model-written image code.
 
-:class:`KernelSession` starts an ipykernel (through jupyter_client) in a private working
-directory, cut off from the network where the OS allows it, under resource limits and with
-a scrubbed environment. Each operation is written once as a coroutine running on a private
-I/O loop (see ``_loop.py``); the sync methods and the ``a``-prefixed async methods are thin
-facades over it.
+:class:`KernelSession` starts a Jupyter kernel (the package's lean kernel, or ipykernel with
+``shell="ipython"``; either through jupyter_client) in a private working directory, cut off
+from the network where the OS allows it, under resource limits and with a scrubbed
+environment. Each operation is written once as a coroutine running on a private I/O loop
+(see ``_loop.py``); the sync methods and the ``a``-prefixed async methods are thin facades
+over it.
 
 Example:
     >>> from PIL import Image
@@ -52,6 +53,9 @@ from .sandbox import IsolationPolicy
 RUNTIME_PATH = Path(__file__).with_name("_runtime.py")
 _ids = itertools.count(1)
 StartMode = Literal["auto", "fork", "exec"]
+IOPUB_PROBE_S = 0.25
+"""How long a starting kernel's IOPub may take to show a request's status before asking again."""
+KernelShell = Literal["lean", "ipython"]
 
 WARM_KEY = "__cv_warm__"
 """The image key a warm-up uses (and removes)."""
@@ -191,6 +195,10 @@ class KernelSession:
         env: Extra environment variables for the kernel (trusted, added after scrubbing).
         python: Interpreter for the kernel (default: this one).
         preamble: Extra code run once after start and after each reset.
+        shell: What runs the code: ``"lean"`` (default: the package's own Jupyter kernel,
+            plain Python cells without IPython; a forked one starts in milliseconds and
+            keeps a few MiB of its own) or ``"ipython"`` (ipykernel: magics, ``!``
+            commands and IPython's display system, for ~10x the memory and start time).
     """
 
     def __init__(
@@ -203,7 +211,11 @@ class KernelSession:
         env: dict[str, str] | None = None,
         python: str | None = None,
         preamble: str = "",
+        shell: KernelShell = "lean",
     ) -> None:
+        if shell not in ("lean", "ipython"):
+            raise ValueError(f"shell must be 'lean' or 'ipython', got {shell!r}")
+        self.shell = shell
         self.limits = limits or KernelLimits()
         self.policy = IsolationPolicy(isolation)
         self.jail = jail
@@ -432,6 +444,7 @@ class KernelSession:
             python=self.python,
             extra_env=self.extra_env,
             state=self._state,
+            shell=self.shell,
         )
         self.host = host
         try:
@@ -486,7 +499,7 @@ class KernelSession:
             self._kc = self._km.client(context=_client_context())
             self._kc.start_channels()
         try:
-            await self._kc.wait_for_ready(timeout=self.limits.startup_timeout)
+            await self._wait_ready()
         except RuntimeError as exc:
             detail = self.host.failure_detail() if self.host.jailed else ""
             raise KernelStartError(f"kernel failed to start: {exc} {detail}".strip()) from exc
@@ -497,6 +510,37 @@ class KernelSession:
         lap("preamble")
         phases["total"] = (mark - began) * 1000
         self.start_phases = phases
+
+    async def _wait_ready(self) -> None:
+        """Wait until the kernel answers ``kernel_info`` and its IOPub reaches this client.
+
+        The proof that IOPub is live is a message published for that very request (its
+        ``status``): one sent before the subscription took hold is lost, so ask again.
+        jupyter_client's ``wait_for_ready`` instead waits for IOPub to stay quiet for 0.2 s,
+        on every start.
+        """
+        deadline = time.monotonic() + self.limits.startup_timeout
+        while deadline - time.monotonic() > 0:
+            msg_id = self._kc.kernel_info()
+            if not await self._reply_seen(self._kc.get_shell_msg, msg_id, deadline, 1.0):
+                continue
+            if await self._reply_seen(self._kc.get_iopub_msg, msg_id, deadline, IOPUB_PROBE_S):
+                return
+        raise RuntimeError(f"the kernel did not answer in {self.limits.startup_timeout:g} s")
+
+    async def _reply_seen(self, get: Any, msg_id: str, deadline: float, wait: float) -> bool:
+        """Whether ``get`` yields a message for request ``msg_id`` within ``wait`` seconds."""
+        until = min(deadline, time.monotonic() + wait)
+        while (remaining := until - time.monotonic()) > 0:
+            try:
+                msg = await get(timeout=min(remaining, POLL_S))
+            except Exception:  # queue.Empty
+                if not await self._is_alive():
+                    raise RuntimeError("the kernel died before it was ready") from None
+                continue
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return True
+        return False
 
     def _read_pixels(self, where: dict[str, Any]) -> Image.Image:
         """Read one result image from the kernel's pixel buffer, within the limits.
@@ -531,14 +575,17 @@ class KernelSession:
         code = "\n".join(
             [
                 "import importlib.util as _cv_util, sys as _cv_sys",
-                f"_cv_spec = _cv_util.spec_from_file_location('codevision_kernel_runtime', "
+                "_cv_mod = _cv_sys.modules.get('codevision_kernel_runtime')",  # preloaded
+                "if _cv_mod is None:",
+                "    _cv_spec = _cv_util.spec_from_file_location('codevision_kernel_runtime', "
                 f"{self.host.kernel_lib_file(RUNTIME_PATH.name)!r})",
-                "_cv_mod = _cv_util.module_from_spec(_cv_spec)",
-                "_cv_sys.modules[_cv_spec.name] = _cv_mod",
-                "_cv_spec.loader.exec_module(_cv_mod)",
+                "    _cv_mod = _cv_util.module_from_spec(_cv_spec)",
+                "    _cv_sys.modules[_cv_spec.name] = _cv_mod",
+                "    _cv_spec.loader.exec_module(_cv_mod)",
+                "    del _cv_spec",
                 f"_cv_mod.install(get_ipython(), {str(self.transfer_dir)!r}, "
                 f"{self.limits.max_output_chars}, {self.limits.max_result_pixels})",
-                "del _cv_util, _cv_sys, _cv_spec, _cv_mod",
+                "del _cv_util, _cv_sys, _cv_mod",
                 "import math",
                 "import numpy as np",
                 "import cv2",
