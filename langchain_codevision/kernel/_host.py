@@ -33,6 +33,12 @@ from .jail import (
 from .limits import KernelLimits
 from .sandbox import scrub_environment
 
+FAST_TICK_S = 0.001
+"""How often a starting jail is checked during its first :data:`FAST_TICKS_FOR_S`."""
+FAST_TICKS_FOR_S = 0.25
+TICK_S = 0.005
+"""How often it is checked after that."""
+
 
 def _identity(target: str | int) -> tuple[int, int] | None:
     """``(st_dev, st_ino)`` of a path or descriptor, ``None`` when it does not exist."""
@@ -71,6 +77,7 @@ class KernelHost:
         self.layers: list[str] = []
         self.jail_pid: int | None = None
         self.ids: tuple[int, int] | None = None
+        self._wait_began = time.monotonic()
         if self.jailed:
             self.area = Path(JAIL_DIR)  # the kernel's writable area, as the kernel sees it
         else:
@@ -179,6 +186,7 @@ class KernelHost:
             return
         pid_file = self.dir / "jail.pid"
         deadline = time.monotonic() + timeout
+        self._wait_began = time.monotonic()
         while not pid_file.exists():
             await self._tick(process_alive, deadline)
         self.jail_pid = int(pid_file.read_text())
@@ -209,6 +217,7 @@ class KernelHost:
             return
         assert self.files is not None
         deadline = time.monotonic() + timeout
+        self._wait_began = time.monotonic()
         links = self.dir / "sock"
         links.mkdir(mode=0o700, exist_ok=True)
         for port in ports:
@@ -230,7 +239,9 @@ class KernelHost:
             raise RuntimeError(f"the jail could not be built: {self.failure_detail()}")
         if time.monotonic() > deadline:
             raise TimeoutError("the jail did not come up in time")
-        await asyncio.sleep(0.005)
+        # A jail comes up in tens of milliseconds: look often at first, then less so.
+        waited = time.monotonic() - self._wait_began
+        await asyncio.sleep(FAST_TICK_S if waited < FAST_TICKS_FOR_S else TICK_S)
 
     def read_layers(self) -> None:
         """Record the layers in force (read once the kernel is ready, before user code)."""
