@@ -21,6 +21,7 @@ from langchain_core.messages import (
 )
 from PIL import Image
 
+from langchain_codevision._core_speedups import install as _install_core_speedups
 from langchain_codevision.images import (
     ImageFormat,
     PixelBudget,
@@ -38,6 +39,8 @@ from langchain_codevision.protocol import (
     ProtocolProfile,
     wrap_tool_response,
 )
+
+_install_core_speedups()  # every model call with these image blocks would pay for it
 
 __all__ = [
     "IMAGE_ID_PREFIX",
