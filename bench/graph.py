@@ -479,7 +479,8 @@ def main() -> None:
             "ok": ocr["identical"] == ocr["pages"],
         },
         {
-            "metric": "known lines read exactly from the model view (area / mild-shrink bilinear), of all",
+            "metric": "known lines read exactly from the model view (area, mild shrink "
+            "bilinear), of all",
             "value": f"{ocr['known']['view']}/{ocr['known']['lines']}",
             "unit": f"(PIL bicubic view: {ocr['known']['bicubic']})",
             "ok": ocr["known"]["view"] >= ocr["known"]["bicubic"],
