@@ -262,7 +262,7 @@ def kernel_step(pool: KernelPool, page: Image.Image, repeat: int) -> dict[str, f
     budget = codec.PixelBudget()
 
     def view(image: Image.Image) -> None:  # what the graph encodes after each step
-        codec.encode_image(codec.fit_pixel_budget(image, budget), "png")
+        codec.encode_view(image, budget, "png")
 
     with pool.session() as kernel:
         kernel.put_image(0, page)

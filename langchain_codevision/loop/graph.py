@@ -17,6 +17,7 @@ profile sends no such request) and ``finish``. What the model sees comes from th
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from typing import Any, Literal
@@ -117,10 +118,26 @@ class _NodeLambda(RunnableLambda):
         return []
 
 
-def _guarded(
-    nodes: CodeVisionNodes, fn: Callable[..., Any], afn: Callable[..., Any] | None
-) -> RunnableLambda:
-    """Wrap a node so that the episode's kernel is released if the node raises."""
+def _node(name: str, sync: Callable[..., Any], run_async: Callable[..., Any]) -> Any:
+    """The node runnable: LangGraph's own wrapper for function nodes, where it has one.
+
+    That is what ``add_node`` makes of a plain function (untraced itself: LangGraph traces
+    the node's task), and it inspects the functions once, where a ``RunnableLambda`` does
+    on every call (~1 ms per node step). Without it, a ``RunnableLambda`` does the job.
+    """
+    try:
+        from langgraph._internal._runnable import RunnableCallable
+    except ImportError:  # pragma: no cover - another LangGraph layout
+        return _NodeLambda(sync, afunc=run_async, name=name)
+    return RunnableCallable(sync, run_async, name=name, trace=False)
+
+
+def _guarded(nodes: CodeVisionNodes, fn: Callable[..., Any], afn: Callable[..., Any] | None) -> Any:
+    """Wrap a node so that the episode's kernel is released if the node raises.
+
+    A node without a coroutine runs in a worker thread under ``ainvoke``, never on the
+    event loop.
+    """
 
     @functools.wraps(fn)
     def sync(state: CodeVisionState) -> Any:
@@ -130,18 +147,17 @@ def _guarded(
             nodes.kernels.release(state.get("episode_id"))
             raise
 
-    if afn is None:
-        return _NodeLambda(sync, name=fn.__name__)
-
-    @functools.wraps(afn)
     async def run_async(state: CodeVisionState) -> Any:
         try:
+            if afn is None:
+                return await asyncio.to_thread(fn, state)  # carries the context along
             return await afn(state)
         except BaseException:
             await nodes.kernels.arelease(state.get("episode_id"))
             raise
 
-    return _NodeLambda(sync, afunc=run_async, name=fn.__name__)
+    functools.update_wrapper(run_async, afn or fn)
+    return _node(fn.__name__, sync, run_async)
 
 
 def create_codevision_graph(
