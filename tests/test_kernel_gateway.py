@@ -375,6 +375,7 @@ def test_a_jailed_remote_kernel_reports_its_layers_and_sees_no_host_files(
         )
         assert probe.ok and probe.isolation == s.isolation
         assert probe.stdout.split() == ["65534", "FileNotFoundError"]
+        assert s.execute("get_ipython().__class__.__name__").text == "'Shell'"  # the lean one
         image = noise(64, 48)
         s.put_image(0, image)
         out = s.execute("result = ImageOps.flip(image)", image=0, collect=("result",))

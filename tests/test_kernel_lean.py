@@ -170,7 +170,19 @@ def test_a_background_thread_printing_after_its_cell_does_no_harm(lean: KernelSe
     assert lean.execute(textwrap.dedent(code)).ok
     time.sleep(0.5)
     out = lean.execute("print('mine')")
-    assert out.ok and out.stdout.endswith("mine\n")
+    assert out.ok and out.stdout == "mine\n"  # the thread's text went out with its own cell
+
+
+def test_an_exception_that_cannot_be_printed_is_still_reported(lean: KernelSession) -> None:
+    code = """
+        class Odd(Exception):
+            def __str__(self):
+                raise RuntimeError('no text for you')
+        raise Odd()
+    """
+    out = lean.execute(textwrap.dedent(code))
+    assert out.error.name == "Odd" and "unprintable" in out.error.value
+    assert lean.execute("print('after')").stdout == "after\n"
 
 
 def test_figures_left_open_are_shown_after_the_cell(lean: KernelSession) -> None:

@@ -54,6 +54,7 @@ PROTOCOL_VERSION = "5.3"
 DELIMITER = b"<IDS|MSG>"
 STREAM_FLUSH_CHARS = 64 * 1024
 STREAM_FLUSH_S = 0.05
+STREAM_IDLE_FLUSH_MS = 100
 REPR_METHODS = (
     ("text/html", "_repr_html_"),
     ("text/markdown", "_repr_markdown_"),
@@ -326,6 +327,11 @@ class OutStream(io.TextIOBase):
             self.flush()
         return len(text)
 
+    def flush_if_due(self) -> None:
+        """Flush text that has waited :data:`STREAM_FLUSH_S` or longer."""
+        if self._parts and time.monotonic() - self._since >= STREAM_FLUSH_S:
+            self.flush()
+
     def flush(self) -> None:
         with self._lock:
             if not self._parts:
@@ -548,8 +554,11 @@ class Kernel:
     def report_error(self, exc: BaseException, count: int) -> dict[str, Any]:
         """Publish ``error`` for an exception from a cell; the reply's error fields."""
         self.flush_streams()
-        lines = format_exception(exc)
-        content = {"ename": type(exc).__name__, "evalue": str(exc), "traceback": lines}
+        try:
+            lines = format_exception(exc)
+        except Exception:  # an exception that cannot even be formatted
+            lines = []
+        content = {"ename": type(exc).__name__, "evalue": _text_of(exc), "traceback": lines}
         self.publish("error", content)
         return {"status": "error", **content}
 
@@ -636,42 +645,48 @@ class Kernel:
         self.parent, self.idents = message, idents
         self.status("busy")
         try:
-            if msg_type == "execute_request":
-                reply_type, reply = "execute_reply", self.execute(content)
-            elif msg_type == "kernel_info_request":
-                reply_type, reply = "kernel_info_reply", self.kernel_info()
-            elif msg_type == "complete_request":
-                reply_type, reply = "complete_reply", self.complete(content)
-            elif msg_type == "is_complete_request":
-                reply_type, reply = "is_complete_reply", self.is_complete(content)
-            elif msg_type == "inspect_request":
-                reply_type, reply = (
-                    "inspect_reply",
-                    {"status": "ok", "found": False, "data": {}, "metadata": {}},
-                )
-            elif msg_type == "history_request":
-                reply_type, reply = "history_reply", {"status": "ok", "history": []}
-            elif msg_type == "comm_info_request":
-                target = content.get("target_name")
-                reply_type, reply = "comm_info_reply", self.comm_manager.info(target)
-            elif msg_type in ("comm_open", "comm_msg", "comm_close"):
+            if msg_type in ("comm_open", "comm_msg", "comm_close"):
                 self.comm_manager.handle(message)
                 return
-            elif msg_type == "shutdown_request":
-                self.reply(
-                    self.shell_socket,
-                    idents,
-                    message,
-                    "shutdown_reply",
-                    {"status": "ok", "restart": bool(content.get("restart"))},
-                )
+            if msg_type == "shutdown_request":
+                restart = bool(content.get("restart"))
+                reply = {"status": "ok", "restart": restart}
+                self.reply(self.shell_socket, idents, message, "shutdown_reply", reply)
                 self.shutdown()
                 return
-            else:
-                return  # comm messages and anything unknown: nothing to answer
+            handler = self._shell_handlers.get(str(msg_type))
+            if handler is None:
+                return  # anything unknown: nothing to answer
+            try:
+                reply = handler(content)
+            except Exception as exc:  # still answer: the client waits for a reply
+                reply = {
+                    "status": "error",
+                    "ename": type(exc).__name__,
+                    "evalue": _text_of(exc),
+                    "traceback": [],
+                }
+            reply_type = str(msg_type).removesuffix("_request") + "_reply"
             self.reply(self.shell_socket, idents, message, reply_type, reply)
         finally:
             self.status("idle")
+
+    @property
+    def _shell_handlers(self) -> dict[str, Any]:
+        return {
+            "execute_request": self.execute,
+            "kernel_info_request": lambda _content: self.kernel_info(),
+            "complete_request": self.complete,
+            "is_complete_request": self.is_complete,
+            "inspect_request": lambda _content: {
+                "status": "ok",
+                "found": False,
+                "data": {},
+                "metadata": {},
+            },
+            "history_request": lambda _content: {"status": "ok", "history": []},
+            "comm_info_request": lambda content: self.comm_manager.info(content.get("target_name")),
+        }
 
     def handle_control(self, idents: list[bytes], message: dict[str, Any]) -> None:
         msg_type = message["msg_type"]
@@ -706,20 +721,25 @@ class Kernel:
             poller.register(capture.fd, zmq.POLLIN)
         while True:
             try:
-                ready = dict(poller.poll())
+                ready = dict(poller.poll(STREAM_IDLE_FLUSH_MS))
             except zmq.ContextTerminated:
                 return
             except zmq.ZMQError:
                 continue
-            if self.hb_socket in ready:
-                self.hb_socket.send(self.hb_socket.recv())
-            for capture in self.captures:
-                if capture.fd in ready:
-                    capture.drain()
-            if self.control_socket in ready:
-                parsed = self.wire.parse(self.control_socket.recv_multipart())
-                if parsed is not None:
-                    self.handle_control(*parsed)
+            try:
+                if self.hb_socket in ready:
+                    self.hb_socket.send(self.hb_socket.recv())
+                for capture in self.captures:
+                    if capture.fd in ready:
+                        capture.drain()
+                for stream in self.streams:
+                    stream.flush_if_due()  # text a thread wrote and nobody flushed
+                if self.control_socket in ready:
+                    parsed = self.wire.parse(self.control_socket.recv_multipart())
+                    if parsed is not None:
+                        self.handle_control(*parsed)
+            except Exception:  # this thread must outlive whatever the cell broke
+                continue
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.user_running:
@@ -742,8 +762,12 @@ class Kernel:
             except zmq.ZMQError:
                 continue
             parsed = self.wire.parse(frames)
-            if parsed is not None:
+            if parsed is None:
+                continue
+            try:
                 self.handle_shell(*parsed)
+            except Exception:  # the kernel serves on, whatever a cell did to its modules
+                traceback.print_exc()
 
 
 def format_exception(exc: BaseException) -> list[str]:
@@ -765,6 +789,14 @@ def format_exception(exc: BaseException) -> list[str]:
                 lines.append(f"    {frame.line.strip()}")
     lines.extend(line.rstrip("\n") for line in trace.format_exception_only())
     return lines
+
+
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when the exception's ``__str__`` itself fails."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__} object>"
 
 
 def _no_input(prompt: Any = "") -> str:
