@@ -53,9 +53,9 @@ from .sandbox import IsolationPolicy
 RUNTIME_PATH = Path(__file__).with_name("_runtime.py")
 _ids = itertools.count(1)
 StartMode = Literal["auto", "fork", "exec"]
+KernelShell = Literal["lean", "ipython"]
 IOPUB_PROBE_S = 0.25
 """How long a starting kernel's IOPub may take to show a request's status before asking again."""
-KernelShell = Literal["lean", "ipython"]
 
 WARM_KEY = "__cv_warm__"
 """The image key a warm-up uses (and removes)."""
@@ -111,7 +111,7 @@ class _IsolatedKernelManager(AsyncKernelManager):
         return self._kernel_spec
 
     # jupyter_client wraps these in ``in_pending_state``, which sleeps 10 ms after each
-    # ("so tests can capture the state"): a third of a forked kernel's start. Same steps,
+    # ("so tests can capture the state"): on every start, restart and close. Same steps,
     # same ``ready`` future, no sleep.
     async def _async_start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
         await _pending(self, _unwrapped(AsyncKernelManager._async_start_kernel), **kw)
