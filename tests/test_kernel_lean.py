@@ -145,6 +145,18 @@ def test_cells_behave_like_notebook_cells(lean: KernelSession) -> None:
     assert lean.execute("get_ipython().__class__.__name__").text == "'Shell'"
 
 
+def test_ipython_syntax_is_dropped_or_explained(lean: KernelSession) -> None:
+    out = lean.execute("%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([0, 1]);")
+    assert out.ok, out.error
+    assert [image.source for image in out.images] == ["figure"]
+    for magic, word in (("%timeit 1 + 1", "'%timeit'"), ("x = 1\n!ls /", "'!ls'")):
+        out = lean.execute(magic)
+        assert out.error.name == "SyntaxError" and word in out.error.value
+        assert "plain Python" in out.error.value
+    text = 's = """\n%d items\n!\n"""\nprint(s % 3)'  # such lines inside a string are kept
+    assert lean.execute(text).stdout == "\n3 items\n!\n\n"
+
+
 def test_output_of_child_processes_and_c_code_is_captured(lean: KernelSession) -> None:
     code = """
         import os, subprocess, sys

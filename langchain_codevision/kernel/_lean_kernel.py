@@ -431,7 +431,7 @@ class Shell:
         return reply
 
     def _run(self, code: str, filename: str, count: int, silent: bool) -> None:
-        tree = ast.parse(code, filename=filename)
+        tree = parse_cell(code, filename)
         for transformer in self.ast_transformers:
             tree = transformer.visit(tree)
         ast.fix_missing_locations(tree)
@@ -768,6 +768,37 @@ class Kernel:
                 self.handle_shell(*parsed)
             except Exception:  # the kernel serves on, whatever a cell did to its modules
                 traceback.print_exc()
+
+
+def parse_cell(code: str, filename: str) -> ast.Module:
+    """Parse a cell as Python, with a word for IPython syntax.
+
+    ``%matplotlib`` lines are dropped (figures are always shown); any other magic or ``!``
+    command gets an error that says so. Only a line the parser rejects is looked at, so
+    text inside strings is never touched.
+    """
+    lines = code.splitlines(keepends=True)
+    for _ in range(len(lines) + 1):
+        try:
+            return ast.parse("".join(lines), filename=filename)
+        except SyntaxError as exc:
+            index = (exc.lineno or 0) - 1
+            if not 0 <= index < len(lines):
+                raise
+            line = lines[index]
+            stripped = line.lstrip()
+            if stripped.startswith("%matplotlib"):
+                lines[index] = line[: len(line) - len(stripped)] + "pass\n"  # same numbering
+                continue
+            if stripped[:1] in ("%", "!"):
+                word = stripped.split()[0] if stripped.split() else stripped[:1]
+                raise SyntaxError(
+                    f"{word!r} is IPython syntax; this kernel runs plain Python (a "
+                    "KernelSession(shell='ipython') has magics and ! commands)",
+                    (filename, exc.lineno, 1, line),
+                ) from None
+            raise
+    return ast.parse(code, filename=filename)  # pragma: no cover - every pass drops a line
 
 
 def format_exception(exc: BaseException) -> list[str]:
