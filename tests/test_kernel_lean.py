@@ -145,6 +145,20 @@ def test_cells_behave_like_notebook_cells(lean: KernelSession) -> None:
     assert lean.execute("get_ipython().__class__.__name__").text == "'Shell'"
 
 
+def test_awaiting_cells_share_one_event_loop(lean: KernelSession) -> None:
+    lean.execute("import asyncio, os\nawait asyncio.sleep(0)")
+    count = "len(os.listdir('/proc/self/fd'))"
+    before = int(lean.execute(count).text)
+    for _ in range(30):
+        assert lean.execute("await asyncio.sleep(0)").ok
+    # A loop per cell would leave 3 descriptors each (90); other tests' leftovers may add one.
+    assert int(lean.execute(count).text) - before < 10
+    assert lean.execute(
+        "task = asyncio.ensure_future(asyncio.sleep(0.05, 'later'))\nawait asyncio.sleep(0)"
+    ).ok
+    assert lean.execute("await task").text == "'later'"  # a task outlives its cell
+
+
 def test_ipython_syntax_is_dropped_or_explained(lean: KernelSession) -> None:
     out = lean.execute("%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([0, 1]);")
     assert out.ok, out.error

@@ -34,6 +34,7 @@ import hmac
 import importlib.util
 import inspect
 import io
+import itertools
 import json
 import linecache
 import os
@@ -65,6 +66,8 @@ REPR_METHODS = (
     ("application/json", "_repr_json_"),
 )
 HERE = os.path.abspath(__file__)
+SHOWN_NAME = "__cv_shown__"
+"""Where a cell's last expression is kept until it is shown (never left in the namespace)."""
 
 
 def _now() -> str:
@@ -83,7 +86,7 @@ class Wire:
         algorithm = scheme.split("-", 1)[-1] if scheme.startswith("hmac-") else "sha256"
         self.digest = getattr(hashlib, algorithm, hashlib.sha256)
         self.session = uuid.uuid4().hex
-        self.counter = 0
+        self._numbers = itertools.count(1)  # next() is atomic: several threads publish
 
     def sign(self, parts: list[bytes]) -> bytes:
         if not self.key:
@@ -94,9 +97,8 @@ class Wire:
         return mac.hexdigest().encode()
 
     def header(self, msg_type: str) -> dict[str, Any]:
-        self.counter += 1
         return {
-            "msg_id": f"{self.session}_{os.getpid()}_{self.counter}",
+            "msg_id": f"{self.session}_{os.getpid()}_{next(self._numbers)}",
             "msg_type": msg_type,
             "username": "kernel",
             "session": self.session,
@@ -382,6 +384,7 @@ class Shell:
         self.display_pub = DisplayPublisher(kernel)
         self.displayhook = DisplayHook(self)
         self.execution_count = 1
+        self._loop: asyncio.AbstractEventLoop | None = None
         module = type(sys)("__main__")
         sys.modules["__main__"] = module
         self.user_module = module
@@ -396,17 +399,25 @@ class Shell:
     def get_ipython(self) -> Shell:
         return self
 
+    def show(
+        self,
+        data: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        transient: dict[str, Any] | None = None,
+    ) -> None:
+        """Publish display data after the text printed before it."""
+        self.kernel.flush_streams()
+        self.display_pub.publish(data, metadata, transient)
+
     def display(self, *values: Any, raw: bool = False, clear: bool = False, **_: Any) -> None:
         """Show each value as ``display_data`` (a dict of MIME data when ``raw``)."""
         if clear:
             self.display_pub.clear_output(wait=True)
         for value in values:
-            self.kernel.flush_streams()
             if raw and isinstance(value, dict):
-                self.display_pub.publish(value)
-                continue
-            data, metadata = self.display_formatter.format(value)
-            self.display_pub.publish(data, metadata)
+                self.show(value)
+            else:
+                self.show(*self.display_formatter.format(value))
 
     # -- running a cell ------------------------------------------------------------------
     def run_cell(self, code: str, *, silent: bool, store_history: bool) -> dict[str, Any]:
@@ -431,39 +442,46 @@ class Shell:
         return reply
 
     def _run(self, code: str, filename: str, count: int, silent: bool) -> None:
+        """Run the cell as one unit (so ``await`` anywhere in it shares one running loop)."""
         tree = parse_cell(code, filename)
         for transformer in self.ast_transformers:
             tree = transformer.visit(tree)
-        ast.fix_missing_locations(tree)
         body = tree.body
-        shown = None
-        if body and isinstance(body[-1], ast.Expr) and not code.rstrip().endswith(";"):
-            shown = ast.Expression(body[-1].value)
-            body = body[:-1]
-        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-        if body:
-            module = ast.Module(body=body, type_ignores=[])
-            self._eval(compile(module, filename, "exec", flags=flags))
-        if shown is not None:
-            value = self._eval(compile(shown, filename, "eval", flags=flags))
-            if value is not None and not silent:
-                self.user_ns["_"] = value
-                self.kernel.flush_streams()
-                data, metadata = self.display_formatter.format(value)
-                self.kernel.publish(
-                    "execute_result",
-                    {"execution_count": count, "data": data, "metadata": metadata},
-                )
+        shown = bool(body) and isinstance(body[-1], ast.Expr) and not code.rstrip().endswith(";")
+        if shown:  # the last expression's value is kept under a name, shown afterwards
+            name = ast.Name(id=SHOWN_NAME, ctx=ast.Store())
+            body[-1] = ast.copy_location(ast.Assign(targets=[name], value=body[-1].value), body[-1])
+        ast.fix_missing_locations(tree)
+        self.user_ns.pop(SHOWN_NAME, None)
+        self._eval(compile(tree, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT))
+        value = self.user_ns.pop(SHOWN_NAME, None)
+        if shown and value is not None and not silent:
+            self.user_ns["_"] = value
+            self.kernel.flush_streams()
+            data, metadata = self.display_formatter.format(value)
+            self.kernel.publish(
+                "execute_result",
+                {"execution_count": count, "data": data, "metadata": metadata},
+            )
 
     def _eval(self, code: Any) -> Any:
         self.kernel.user_running = True
         try:
             result = eval(code, self.user_ns)
             if code.co_flags & inspect.CO_COROUTINE:
-                result = asyncio.new_event_loop().run_until_complete(result)
+                result = self._event_loop().run_until_complete(result)
             return result
         finally:
             self.kernel.user_running = False
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop top-level ``await`` runs on: one for the kernel's life, as in a notebook.
+
+        A new loop per cell would also leave each loop's selector descriptors open.
+        """
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop
 
     def user_expressions(self, expressions: dict[str, Any]) -> dict[str, Any]:
         """Evaluate each expression in the user namespace (after the cell)."""
@@ -477,7 +495,7 @@ class Shell:
                 out[name] = {
                     "status": "error",
                     "ename": type(exc).__name__,
-                    "evalue": str(exc),
+                    "evalue": _text_of(exc),
                     "traceback": [],
                 }
         return out
@@ -593,7 +611,6 @@ class Kernel:
                 "execute_input", {"code": code, "execution_count": self.shell.execution_count}
             )
         reply = self.shell.run_cell(code, silent=silent, store_history=store_history)
-        self.flush_streams()
         expressions = content.get("user_expressions") or {}
         reply["user_expressions"] = (
             self.shell.user_expressions(expressions)
@@ -649,10 +666,7 @@ class Kernel:
                 self.comm_manager.handle(message)
                 return
             if msg_type == "shutdown_request":
-                restart = bool(content.get("restart"))
-                reply = {"status": "ok", "restart": restart}
-                self.reply(self.shell_socket, idents, message, "shutdown_reply", reply)
-                self.shutdown()
+                self.shutdown(self.shell_socket, idents, message)
                 return
             handler = self._shell_handlers.get(str(msg_type))
             if handler is None:
@@ -690,7 +704,6 @@ class Kernel:
 
     def handle_control(self, idents: list[bytes], message: dict[str, Any]) -> None:
         msg_type = message["msg_type"]
-        content = message["content"]
         sock = self.control_socket
         if msg_type == "interrupt_request":
             self.reply(sock, idents, message, "interrupt_reply", {"status": "ok"})
@@ -698,17 +711,12 @@ class Kernel:
         elif msg_type == "kernel_info_request":
             self.reply(sock, idents, message, "kernel_info_reply", self.kernel_info())
         elif msg_type == "shutdown_request":
-            self.reply(
-                sock,
-                idents,
-                message,
-                "shutdown_reply",
-                {"status": "ok", "restart": bool(content.get("restart"))},
-            )
-            self.shutdown()
+            self.shutdown(sock, idents, message)
 
-    def shutdown(self) -> None:
-        """Leave at once (after the reply had a moment to go out)."""
+    def shutdown(self, sock: zmq.Socket, idents: list[bytes], message: dict[str, Any]) -> None:
+        """Answer a shutdown request, then leave at once (the reply given a moment to go)."""
+        restart = bool(message["content"].get("restart"))
+        self.reply(sock, idents, message, "shutdown_reply", {"status": "ok", "restart": restart})
         time.sleep(0.05)
         os._exit(0)
 
@@ -838,8 +846,7 @@ def _route_ipython_display(shell: Shell) -> None:
     """Make ``IPython.display.display`` (and friends) show through this kernel."""
 
     def publish_display_data(data: Any, metadata: Any = None, **kwargs: Any) -> None:
-        shell.kernel.flush_streams()
-        shell.display_pub.publish(data, metadata, kwargs.get("transient"))
+        shell.show(data, metadata, kwargs.get("transient"))
 
     def clear_output(wait: bool = False) -> None:
         shell.display_pub.clear_output(wait)
@@ -923,8 +930,7 @@ def show_figures() -> None:
                 "image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
                 "text/plain": f"<Figure size {width:g}x{height:g} with {len(figure.axes)} Axes>",
             }
-            shell.kernel.flush_streams()
-            shell.display_pub.publish(data)
+            shell.show(data)
         except Exception:
             traceback.print_exc()
     if numbers:
