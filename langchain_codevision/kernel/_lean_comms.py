@@ -84,12 +84,12 @@ class CommManager:
         comm_id = str(content.get("comm_id", ""))
         try:
             if msg_type == "comm_open":
-                target = self.targets.get(str(content.get("target_name", "")))
-                comm = Comm(self, comm_id, str(content.get("target_name", "")))
+                name = str(content.get("target_name", ""))
+                target = self.targets.get(name)
                 if target is None:
                     self.publish("comm_close", {"comm_id": comm_id, "data": {}}, None, None)
                     return
-                self.comms[comm_id] = comm
+                comm = self.comms[comm_id] = Comm(self, comm_id, name)
                 target(comm, message)
             elif msg_type == "comm_msg":
                 comm = self.comms.get(comm_id)
