@@ -76,7 +76,9 @@ __all__ = [
     "ImageFormat",
     "ImageInputError",
     "PixelBudget",
+    "PixelSource",
     "TrajectoryImage",
+    "as_pil",
     "as_trajectory_image",
     "budget_size",
     "check_output_image",
@@ -84,8 +86,10 @@ __all__ = [
     "encode_image",
     "encode_view",
     "fit_pixel_budget",
+    "frozen_pixels",
     "image_from_block",
     "load_image",
+    "pixel_size",
     "resize_image",
     "serialisable_image_input",
     "to_image_block",
@@ -538,6 +542,56 @@ def _stretch(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.clip(np.floor(scaled + 0.5), 0, 255).astype(np.uint8)
 
 
+PixelSource = Image.Image | np.ndarray
+"""What the codec encodes: a PIL image, or an 8-bit ``HxW`` (``L``), ``HxWx2`` (``LA``),
+``HxWx3`` (``RGB``) or ``HxWx4`` (``RGBA``) array, as a kernel's result arrives."""
+
+_PIXEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def _pixel_mode(array: np.ndarray) -> str | None:
+    """The mode of an array in :data:`PixelSource` layout, else ``None``."""
+    if array.dtype != np.uint8:
+        return None
+    if array.ndim == 2:
+        return "L"
+    return _PIXEL_MODES.get(array.shape[2]) if array.ndim == 3 else None
+
+
+def pixel_size(source: PixelSource) -> tuple[int, int]:
+    """``(width, height)`` of a PIL image or a pixel array."""
+    if isinstance(source, np.ndarray):
+        return int(source.shape[1]), int(source.shape[0])
+    return source.size
+
+
+def frozen_pixels(image: Image.Image) -> PixelSource:
+    """``image``'s pixels as a read-only array of their own, where nothing is lost by it.
+
+    For an 8-bit ``L``/``LA``/``RGB``/``RGBA`` image with no colour metadata (an ICC
+    profile, a transparency key, gamma) the array is what every later step reads: the
+    model's view, the kernel's copy, the trajectory's PNG. It is one copy of the pixels
+    (a caller's image can change afterwards without touching it). Other images come back
+    as they are (the same object).
+    """
+    if image.mode not in _PIXEL_MODES.values() or _PNG_KEEP_INFO.intersection(image.info):
+        return image
+    array = np.asarray(image)
+    if array.flags.writeable or not isinstance(array.base, bytes):  # may share memory
+        array = array.copy()
+    array.flags.writeable = False
+    return array
+
+
+def as_pil(source: PixelSource) -> Image.Image:
+    """``source`` as a PIL image (a PIL image as it is; an array copied into one)."""
+    if not isinstance(source, np.ndarray):
+        return source
+    if _pixel_mode(source) is None:
+        return _from_array(source)
+    return Image.fromarray(source)
+
+
 def to_standard_mode(image: Image.Image) -> Image.Image:
     """``image`` in mode ``L``, ``RGB`` or ``RGBA`` (itself when it already is).
 
@@ -696,7 +750,8 @@ def resize_image(image: Image.Image, size: tuple[int, int]) -> Image.Image:
         return image.resize(size, Image.Resampling.BICUBIC)
     import cv2
 
-    out = Image.fromarray(cv2.resize(np.asarray(image), size, interpolation=_method(image, size)))
+    method = _method(image.size, size)
+    out = Image.fromarray(cv2.resize(np.asarray(image), size, interpolation=method))
     out.info = dict(image.info)  # as PIL's resize keeps it: an ICC profile still applies
     return out
 
@@ -705,7 +760,7 @@ MILD_SHRINK = 0.8
 """Shrinks to at least this fraction of each side use bilinear resampling, not area."""
 
 
-def _method(image: Image.Image, size: tuple[int, int]) -> int:
+def _method(source_size: tuple[int, int], size: tuple[int, int]) -> int:
     """Area averaging for real shrinks, bilinear for mild ones, bicubic for enlarging.
 
     Below a 20% shrink every output pixel takes at most two input pixels per axis, so
@@ -715,50 +770,64 @@ def _method(image: Image.Image, size: tuple[int, int]) -> int:
     """
     import cv2
 
-    shrinks = size[0] <= image.width and size[1] <= image.height
+    width, height = source_size
+    shrinks = size[0] <= width and size[1] <= height
     if not shrinks:
         return cv2.INTER_CUBIC
-    mild = size[0] >= MILD_SHRINK * image.width and size[1] >= MILD_SHRINK * image.height
+    mild = size[0] >= MILD_SHRINK * width and size[1] >= MILD_SHRINK * height
     return cv2.INTER_LINEAR if mild else cv2.INTER_AREA
 
 
 def encode_view(
-    image: Image.Image, budget: PixelBudget | None, fmt: ImageFormat = "png"
+    image: PixelSource, budget: PixelBudget | None, fmt: ImageFormat = "png"
 ) -> tuple[bytes, bool]:
     """The model's copy of ``image`` (fitted into ``budget``, encoded) and if it was resized.
 
     Equal to ``encode_image(fit_pixel_budget(image, budget), fmt)``. For a PNG of an
     ``L``/``RGB`` image the resize writes straight into the PNG's row buffer, so the view
-    never exists as a separate image (two copies of the pixels fewer).
+    never exists as a separate image (two copies of the pixels fewer); an array (a kernel's
+    result as it arrives) is read in place, with no PIL copy at all.
     """
-    size = image.size if budget is None else budget_size(*image.size, budget)
-    if size == image.size:
+    source_size = pixel_size(image)
+    size = source_size if budget is None else budget_size(*source_size, budget)
+    if size == source_size:
         return encode_image(image, fmt), False
-    if fmt != "png" or image.mode not in ("L", "RGB") or _PNG_KEEP_INFO.intersection(image.info):
-        return encode_image(fit_pixel_budget(image, budget), fmt), True
+    array = image if isinstance(image, np.ndarray) else None
+    mode = _pixel_mode(array) if array is not None else image.mode
+    info = {} if array is not None else image.info
+    if fmt != "png" or mode not in ("L", "RGB") or _PNG_KEEP_INFO.intersection(info):
+        return encode_image(fit_pixel_budget(as_pil(image), budget), fmt), True
     import cv2
 
-    channels = 1 if image.mode == "L" else 3
+    channels = 1 if mode == "L" else 3
     width, height = size
     lines = np.empty((height, width * channels + 1), dtype=np.uint8)
     lines[:, 0] = 0  # PNG filter "none" on every row
     shape = (height, width, channels) if channels > 1 else (height, width)
     strides = (lines.strides[0], channels, 1)[: len(shape)]
     rows = np.ndarray(shape, np.uint8, lines, offset=1, strides=strides)
-    out = cv2.resize(np.asarray(image), size, dst=rows, interpolation=_method(image, size))
+    pixels = array if array is not None else np.asarray(image)
+    method = _method(source_size, size)
+    out = cv2.resize(pixels, size, dst=rows, interpolation=method)
     if out is not rows:  # pragma: no cover - OpenCV allocated its own buffer
         rows[...] = out
-    return _png_from_rows(lines, width, height, image.mode), True
+    return _png_from_rows(lines, width, height, mode), True
 
 
-def encode_image(image: Image.Image, fmt: ImageFormat = "png", quality: int = 90) -> bytes:
+def encode_image(image: PixelSource, fmt: ImageFormat = "png", quality: int = 90) -> bytes:
     """Encode for transport: PNG (lossless, fast level) for text, JPEG/WebP when smaller wins.
 
     Any mode is accepted. PNG keeps the modes every decoder reads (``1``, ``L``, ``LA``,
     ``P``, ``RGB``, ``RGBA``) as they are; others (``F``, ``I``, ``I;16*``, ``RGBa``, ``HSV``,
     ``CMYK``, ...) are converted first by :func:`to_standard_mode`. JPEG always gets ``RGB``;
-    WebP ``RGB`` or ``RGBA``.
+    WebP ``RGB`` or ``RGBA``. An 8-bit array (:data:`PixelSource`) is written as PNG
+    straight from its rows.
     """
+    if isinstance(image, np.ndarray):
+        mode = _pixel_mode(image)
+        if fmt == "png" and mode is not None:
+            return _png_from_array(image, mode)
+        image = as_pil(image)
     buffer = io.BytesIO()
     if fmt == "png":
         if image.mode not in _PNG_MODES:
@@ -804,11 +873,17 @@ def _png_bytes(image: Image.Image) -> bytes:
     :data:`PNG_LEVEL`: the bytes decode to exactly ``image``'s pixels, at a fraction of the
     time of PIL's writer (which filters and compresses in small blocks).
     """
-    width, height = image.size
-    rows = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(height, -1)
+    pixels = np.frombuffer(image.tobytes(), dtype=np.uint8)
+    return _png_from_array(pixels.reshape(image.height, image.width, -1), image.mode)
+
+
+def _png_from_array(array: np.ndarray, mode: str) -> bytes:
+    """The one-pass PNG of an 8-bit array in ``mode``'s layout (see :func:`_png_bytes`)."""
+    height, width = array.shape[:2]
+    rows = array.reshape(height, -1)
     lines = np.zeros((height, rows.shape[1] + 1), dtype=np.uint8)  # filter byte 0 per row
     lines[:, 1:] = rows
-    return _png_from_rows(lines, width, height, image.mode)
+    return _png_from_rows(lines, width, height, mode)
 
 
 def _png_from_rows(lines: np.ndarray, width: int, height: int, mode: str) -> bytes:
@@ -857,9 +932,9 @@ def image_from_block(block: dict[str, Any]) -> Image.Image:
     raise ImageInputError(f"image block has no data: keys {sorted(block)}")
 
 
-def check_output_image(image: Image.Image, max_aspect_ratio: float = 200.0) -> str | None:
+def check_output_image(image: PixelSource, max_aspect_ratio: float = 200.0) -> str | None:
     """Why a tool output cannot be shown to the model, or ``None`` when it is fine."""
-    width, height = image.size
+    width, height = pixel_size(image)
     if width == 0 or height == 0:
         return f"the result image has a zero-sized side ({width}x{height})"
     ratio = max(width, height) / min(width, height)
@@ -921,17 +996,18 @@ class TrajectoryImage(Mapping[str, Any]):
         width: int | None = None,
         height: int | None = None,
         *,
-        image: Image.Image | None = None,
+        image: PixelSource | None = None,
     ) -> None:
         if png is None and image is None:
             raise ValueError("a trajectory image needs its pixels or its PNG bytes")
         self._lock = threading.Lock()
-        self._image = image
+        self._array = image if isinstance(image, np.ndarray) else None
+        self._image = None if isinstance(image, np.ndarray) else image
         self.png = png
         self.index = index
         self.origin = origin
         self.step = step
-        size = image.size if image is not None else None
+        size = pixel_size(image) if image is not None else None
         if (width is None or height is None) and size is None:
             size = self.image.size
         self.width = int(width if width is not None else size[0])  # type: ignore[index]
@@ -941,8 +1017,7 @@ class TrajectoryImage(Mapping[str, Any]):
         if self._png is None:
             with self._lock:
                 if self._png is None:
-                    assert self._image is not None
-                    self._png = encode_image(self._image, "png")
+                    self._png = encode_image(self.pixels, "png")
         return self._png
 
     @property
@@ -950,12 +1025,23 @@ class TrajectoryImage(Mapping[str, Any]):
         """The pixels (shared, not a copy: do not draw on it; see :func:`trajectory_images`)."""
         if self._image is None:
             with self._lock:
-                if self._image is None:
+                if self._image is None and self._array is not None:
+                    self._image = as_pil(self._array)
+                elif self._image is None:
                     assert self._png is not None
                     decoded = Image.open(io.BytesIO(self._png))
                     decoded.load()
                     self._image = decoded
         return self._image
+
+    @property
+    def pixels(self) -> PixelSource:
+        """The pixels in the form they came in: an array for a kernel's result, else PIL.
+
+        The codec's functions take either, so reading this makes no copy (read-only, as
+        :attr:`image` is).
+        """
+        return self._array if self._array is not None else self.image
 
     @property
     def encoded(self) -> bool:
@@ -1034,7 +1120,7 @@ def _restore(
 
 
 def trajectory_image(
-    image: Image.Image,
+    image: PixelSource,
     index: int,
     origin: str = "input",
     step: int | None = None,
@@ -1046,7 +1132,7 @@ def trajectory_image(
     ``png``, when given, must be a lossless PNG of ``image`` (one encode shared with the
     model's copy); it is then never encoded again.
     """
-    return TrajectoryImage(png, index, origin, step, *image.size, image=image)
+    return TrajectoryImage(png, index, origin, step, *pixel_size(image), image=image)
 
 
 def as_trajectory_image(item: Mapping[str, Any]) -> TrajectoryImage:

@@ -21,9 +21,13 @@ from langchain_codevision import create_codevision_graph, trajectory_images
 from langchain_codevision.images import (
     PixelBudget,
     TrajectoryImage,
+    as_pil,
+    check_output_image,
     decode_trajectory_image,
     encode_image,
+    encode_view,
     fit_pixel_budget,
+    pixel_size,
     trajectory_image,
 )
 from langchain_codevision.kernel import KernelPool
@@ -190,3 +194,42 @@ def test_a_trajectory_image_can_be_the_next_input(pool, page) -> None:
     first, second = trajectory_images(out)
     assert same(first, page.rotate(90, expand=True)) and same(second, page)
     assert [i["origin"] for i in out["images"]] == ["input", "input"]
+
+
+def test_kernel_results_reach_the_model_as_arrays(pool, page) -> None:
+    with pool.session() as kernel:
+        kernel.put_image(0, page)
+        out = kernel.execute(ROTATE, image=0, collect=("result",))
+    result = out.result_images[0]
+    assert isinstance(result.pixels, np.ndarray) and not result.pixels.flags.writeable
+    assert result.size == (260, 420) and result.mode == "RGB"
+    assert same(result.image, page.rotate(90, expand=True))  # PIL made on demand, equal
+    _, graph = run(pool, page, [text_call(ROTATE), ANSWER])
+    episode = graph.invoke({"image": page, "question": "q"})
+    tool_output = episode["images"][1]
+    assert isinstance(tool_output.pixels, np.ndarray) and not tool_output.encoded
+    assert same(tool_output.image, page.rotate(90, expand=True))
+    restored = pickle.loads(pickle.dumps(tool_output))  # serialises as its PNG
+    assert same(restored.image, page.rotate(90, expand=True))
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_the_codec_reads_arrays_as_it_reads_pil(mode) -> None:
+    rng = np.random.default_rng(3)
+    bands = len(mode)
+    shape = (300, 410) if bands == 1 else (300, 410, bands)
+    array = rng.integers(0, 256, shape, dtype=np.uint8)
+    image = as_pil(array)
+    assert image.mode == mode and pixel_size(array) == image.size == (410, 300)
+    assert encode_image(array, "png") == encode_image(image, "png")
+    budget = PixelBudget(28 * 28, 100 * 28 * 28)  # 410x300 must shrink
+    assert encode_view(array, budget) == encode_view(image, budget)
+    assert encode_view(array, budget)[1] is True
+    assert encode_image(array, "jpeg")[:2] == b"\xff\xd8"  # other formats go through PIL
+    item = trajectory_image(array, 1, "tool", 1)
+    assert item.pixels is array and (item.width, item.height) == (410, 300)
+    assert same(Image.open(io.BytesIO(item.png)), image) and same(item.image, image)
+    assert check_output_image(array[:1], 200.0) is not None  # 410x1: too long
+    wide = np.zeros((2, 3, 5), np.uint8)  # five bands: not a pixel layout, refused clearly
+    with pytest.raises(ValueError, match="HxWx"):
+        as_pil(wide)

@@ -94,7 +94,7 @@ async def run_cell(
     await asyncio.to_thread(collector.load_pending)
     registered = next((img for img in result.images if img.source == "result"), None)
     if register_as is not None and registered is not None:
-        session._images[str(register_as)] = registered.image
+        session._images[str(register_as)] = registered.pixels
     result.duration_s = time.monotonic() - started
     collector.finish()
     return result

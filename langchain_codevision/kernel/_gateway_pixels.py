@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from PIL import Image
+import numpy as np
 
-from ._pixels import pixel_layout
+from ._pixels import pixel_array, pixel_layout
 from .limits import KernelLimits
 
 __all__ = ["PixelInbox"]
@@ -48,10 +48,10 @@ class PixelInbox:
         self.data[base : base + len(chunk)] = chunk
         return len(chunk)
 
-    def read(self, where: dict[str, Any]) -> Image.Image:
-        """One image the kernel described, from the received pixels."""
+    def read(self, where: dict[str, Any]) -> np.ndarray:
+        """One image the kernel described, from the received pixels (a read-only array)."""
         mode, size, length, offset = pixel_layout(where, self.limits.max_result_pixels)
         data = bytes(self.data[offset : offset + length])
         if len(data) != length:
             raise ValueError(f"the pixel buffer ended early ({len(data)} of {length} bytes)")
-        return Image.frombytes(mode, size, data)
+        return pixel_array(data, mode, size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from ._runtime import IMAGE_MIME, TRUNCATION_MARKER
@@ -44,7 +45,7 @@ class OutputCollector:
         self,
         result: ExecutionResult,
         limits: KernelLimits,
-        reader: Callable[[dict[str, Any]], Image.Image],
+        reader: Callable[[dict[str, Any]], Image.Image | np.ndarray],
     ) -> None:
         self.result = result
         self.reader = reader
@@ -163,7 +164,7 @@ class OutputCollector:
         """Read every deferred image (blocking file I/O: call it in a worker thread)."""
         for output, where in self.pending:
             try:
-                output._image = self.reader(where)
+                output._hold(self.reader(where))
             except (OSError, ValueError, TypeError, AttributeError, OverflowError) as exc:
                 self.result.images.remove(output)
                 self.result.error = self.result.error or ExecutionError(

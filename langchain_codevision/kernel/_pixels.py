@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BANDS", "pixel_layout"]
+import numpy as np
+
+__all__ = ["BANDS", "pixel_array", "pixel_layout"]
 
 BANDS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
@@ -34,3 +36,17 @@ def pixel_layout(where: Any, max_pixels: int) -> tuple[str, tuple[int, int], int
     if declared != length or offset < 0:
         raise ValueError("the kernel's pixel description does not add up")
     return str(mode), (width, height), length, offset
+
+
+def pixel_array(data: Any, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """The checked pixels ``data`` of a ``mode`` image of ``size`` as a read-only array.
+
+    ``(height, width)`` for ``L``, ``(height, width, bands)`` otherwise: the layout every
+    image function of the package takes, so that no PIL copy is made on the way.
+    """
+    width, height = size
+    bands = BANDS[mode]
+    shape = (height, width) if bands == 1 else (height, width, bands)
+    array = np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    array.flags.writeable = False
+    return array

@@ -32,7 +32,6 @@ import weakref
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from ._cell import POLL_S
 from ._gateway_pixels import PixelInbox
@@ -409,7 +408,7 @@ class GatewayKernelSession(KernelSession):
                 future.set_result(data)
         return True
 
-    def _read_pixels(self, where: dict[str, Any]) -> Image.Image:
+    def _read_pixels(self, where: dict[str, Any]) -> np.ndarray:
         """One result image from the pixels the kernel sent, checked like a local one."""
         return self._pixels.read(where)
 

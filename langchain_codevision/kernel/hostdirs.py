@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from . import _jailsys
 from ._janitor import host_gone
@@ -175,13 +176,38 @@ class KernelFiles:
         self.fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.owner = owner
 
+    def _open_regular(self, name: str) -> int:
+        """A read-only descriptor of the regular file ``name`` (nothing followed)."""
+        fd = _jailsys.open_beneath(self.fd, name, os.O_RDONLY | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ValueError(f"{name} is not a regular file")
+        return fd
+
     def read(self, name: str, offset: int, length: int) -> bytes:
         """``length`` bytes at ``offset`` of the regular file ``name``."""
-        fd = _jailsys.open_beneath(self.fd, name, os.O_RDONLY | os.O_NONBLOCK)
+        fd = self._open_regular(name)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ValueError(f"{name} is not a regular file")
             return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+    def read_into(self, name: str, offset: int, buffer: Any) -> int:
+        """Fill ``buffer`` (any writable buffer) from ``offset`` of the regular file ``name``.
+
+        Returns how many bytes were read: fewer than ``len(buffer)`` only where the file
+        ends first. The bytes go straight into ``buffer``, with no copy of their own.
+        """
+        fd = self._open_regular(name)
+        try:
+            view = memoryview(buffer).cast("B")
+            done = 0
+            while done < len(view):
+                got = os.preadv(fd, [view[done:]], offset + done)
+                if got <= 0:
+                    break
+                done += got
+            return done
         finally:
             os.close(fd)
 

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 from PIL import Image
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
@@ -35,20 +36,43 @@ class OutputImage:
     converted_from: str | None = None
     _image: Image.Image | None = field(default=None, repr=False)
     _png: bytes | None = field(default=None, repr=False)
+    _array: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def from_png(cls, png: bytes, source: ImageSource, **kw: Any) -> OutputImage:
         """Wrap PNG bytes; decoding waits until ``image`` is read."""
         return cls(source=source, _png=png, **kw)
 
+    def _hold(self, pixels: Image.Image | np.ndarray) -> None:
+        """Keep ``pixels`` as read from the kernel: a PIL image, or an array.
+
+        An ``L``/``LA``/``RGB``/``RGBA`` array becomes PIL only when :attr:`image` is read.
+        """
+        if isinstance(pixels, np.ndarray):
+            self._array, self._image = pixels, None
+        else:
+            self._image, self._array = pixels, None
+
     @property
     def image(self) -> Image.Image:
-        """The image as PIL (decoded on first access)."""
+        """The image as PIL (built on first access)."""
         if self._image is None:
-            assert self._png is not None
-            self._image = Image.open(io.BytesIO(self._png))
-            self._image.load()
+            if self._array is not None:
+                self._image = Image.fromarray(self._array)
+            else:
+                assert self._png is not None
+                self._image = Image.open(io.BytesIO(self._png))
+                self._image.load()
         return self._image
+
+    @property
+    def pixels(self) -> Image.Image | np.ndarray:
+        """The image in the form it arrived: an array from a kernel's pixel buffer, else PIL.
+
+        The image functions of :mod:`langchain_codevision.images` take either; reading this
+        never makes a copy.
+        """
+        return self._array if self._array is not None else self.image
 
     @property
     def png(self) -> bytes:
@@ -62,13 +86,21 @@ class OutputImage:
     @property
     def size(self) -> tuple[int, int]:
         """``(width, height)`` in pixels."""
+        if self._array is not None:
+            return int(self._array.shape[1]), int(self._array.shape[0])
         return self.image.size
+
+    @property
+    def mode(self) -> str:
+        """The PIL mode (``"RGB"``, ``"L"``, ...)."""
+        if self._array is not None:
+            bands = 1 if self._array.ndim == 2 else int(self._array.shape[2])
+            return {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
+        return self.image.mode
 
     def __repr__(self) -> str:
         origin = f" {self.name}" if self.name else ""
-        return (
-            f"OutputImage({self.source}{origin}, {self.image.mode} {self.size[0]}x{self.size[1]})"
-        )
+        return f"OutputImage({self.source}{origin}, {self.mode} {self.size[0]}x{self.size[1]})"
 
 
 @dataclass

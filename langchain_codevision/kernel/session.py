@@ -44,7 +44,7 @@ from ._cell import POLL_S, run_cell
 from ._forkserver import ForkProvisioner
 from ._host import KernelHost, cleanup_state
 from ._loop import run_async, run_sync
-from ._pixels import pixel_layout
+from ._pixels import pixel_array, pixel_layout
 from .jail import JailBackend, JailPlan, backend_support, plan_jail
 from .limits import KernelLimits
 from .result import ExecutionError, ExecutionResult
@@ -576,19 +576,22 @@ class KernelSession:
                 return True
         return False
 
-    def _read_pixels(self, where: dict[str, Any]) -> Image.Image:
+    def _read_pixels(self, where: dict[str, Any]) -> np.ndarray:
         """Read one result image from the kernel's pixel buffer, within the limits.
 
         Everything the kernel says about the image is checked first: a known mode, a size
         within ``max_result_pixels``, a length that matches; the file is always the
-        kernel's own ``px/out.pixels``, opened without following anything.
+        kernel's own ``px/out.pixels``, opened without following anything. The pixels are
+        read straight into a fresh array (the host never maps a file the kernel could
+        truncate), which the image codec takes as it is: no PIL copy on the way.
         """
         assert self.host is not None and self.host.files is not None
         mode, size, length, offset = pixel_layout(where, self.limits.max_result_pixels)
-        data = self.host.files.read("px/out.pixels", offset, length)
-        if len(data) != length:
-            raise ValueError(f"the pixel buffer ended early ({len(data)} of {length} bytes)")
-        return Image.frombytes(mode, size, data)
+        buffer = np.empty(length, dtype=np.uint8)
+        got = self.host.files.read_into("px/out.pixels", offset, buffer)
+        if got != length:
+            raise ValueError(f"the pixel buffer ended early ({got} of {length} bytes)")
+        return pixel_array(buffer, mode, size)
 
     @property
     def workdir(self) -> Path | None:

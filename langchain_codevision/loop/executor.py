@@ -19,9 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image
-
-from langchain_codevision.images import ImageFormat, PixelBudget, check_output_image
+from langchain_codevision.images import ImageFormat, PixelBudget, PixelSource, check_output_image
 from langchain_codevision.kernel import ExecutionResult, KernelSession
 from langchain_codevision.kernel._loop import run_async, run_sync
 from langchain_codevision.protocol import (
@@ -145,7 +143,7 @@ class ExecutionWork:
             )
         )
 
-    def record(self, call: PlannedCall, result: ExecutionResult) -> list[tuple[int, Image.Image]]:
+    def record(self, call: PlannedCall, result: ExecutionResult) -> list[tuple[int, PixelSource]]:
         """Fold a kernel result into the work; returns extra images to register in the kernel."""
         stdout = result.stdout
         if result.stderr.strip():
@@ -161,7 +159,7 @@ class ExecutionWork:
             main = next(img for img in result.images if img.source == "result")
             ordered = [main, *[img for img in result.images if img is not main]]
             try:
-                encoded = [self._encode(out.image, i) for i, out in enumerate(ordered)]
+                encoded = [self._encode(out.pixels, i) for i, out in enumerate(ordered)]
             except Exception as exc:  # a result the codec cannot write: reflect, never raise
                 failure = make_failure(type(exc).__name__, str(exc), "processing")
             else:
@@ -178,7 +176,7 @@ class ExecutionWork:
         self.failures.append(failure)
         return []
 
-    def _encode(self, image: Image.Image, position: int) -> tuple[dict[str, Any], Any]:
+    def _encode(self, image: PixelSource, position: int) -> tuple[dict[str, Any], Any]:
         return encode_step_image(
             image,
             len(self.images) + position,
@@ -196,8 +194,8 @@ class ExecutionWork:
         encoded: Sequence[tuple[dict[str, Any], Any]],
         stdout: str,
         base: dict[str, Any],
-    ) -> list[tuple[int, Image.Image]]:
-        extra: list[tuple[int, Image.Image]] = []
+    ) -> list[tuple[int, PixelSource]]:
+        extra: list[tuple[int, PixelSource]] = []
         indices, blocks = [], []
         for position, (output, (block, stored)) in enumerate(zip(ordered, encoded, strict=True)):
             index = len(self.images)
@@ -205,7 +203,7 @@ class ExecutionWork:
             blocks.append(block)
             indices.append(index)
             if position:
-                extra.append((index, output.image))
+                extra.append((index, output.pixels))
         main = ordered[0]
         notes = []
         if main.converted_from == "ndarray":
@@ -249,8 +247,8 @@ class ExecutionWork:
             return make_failure(
                 "NoImage", "the code did not leave a PIL image in `result`", "no_image"
             )
-        width, height = main.image.size
-        problem = check_output_image(main.image, self.executor.max_aspect_ratio)
+        width, height = main.size
+        problem = check_output_image(main.pixels, self.executor.max_aspect_ratio)
         if not problem:
             return None
         if width <= 0 or height <= 0:

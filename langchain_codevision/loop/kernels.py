@@ -22,9 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from PIL import Image
-
-from langchain_codevision.images import TrajectoryImage, decode_trajectory_image
+from langchain_codevision.images import PixelSource, TrajectoryImage, as_trajectory_image
 from langchain_codevision.kernel import KernelPool, KernelSession
 
 __all__ = ["EpisodeKernels", "default_pool"]
@@ -59,7 +57,7 @@ class EpisodeKernels:
         self.idle_ttl = idle_ttl
         self.preamble = preamble
         self._lent: dict[str, tuple[KernelSession, float]] = {}
-        self._decoded: dict[str, tuple[dict[int, Image.Image], float]] = {}
+        self._decoded: dict[str, tuple[dict[int, PixelSource], float]] = {}
         self._fetching: dict[str, int] = {}
         self._ended: set[str] = set()
         self._lock = threading.Lock()
@@ -82,16 +80,16 @@ class EpisodeKernels:
             self._lent[episode_id] = (entry[0], time.monotonic())
             return entry[0]
 
-    def remember(self, episode_id: str, images: dict[int, Image.Image]) -> None:
+    def remember(self, episode_id: str, images: dict[int, PixelSource]) -> None:
         """Keep an episode's decoded input images so its kernel is loaded without decoding."""
         with self._lock:
             self._decoded[episode_id] = (images, time.monotonic())
 
-    def _pixels(self, episode_id: str, item: TrajectoryImage) -> Image.Image:
+    def _pixels(self, episode_id: str, item: TrajectoryImage) -> PixelSource:
         with self._lock:
             known = self._decoded.get(episode_id, ({}, 0.0))[0]
         cached = known.get(item["index"])
-        return cached if cached is not None else decode_trajectory_image(item)
+        return cached if cached is not None else as_trajectory_image(item).pixels
 
     def _stale(self) -> list[KernelSession]:
         now = time.monotonic()

@@ -25,6 +25,7 @@ from langchain_codevision._core_speedups import install as _install_core_speedup
 from langchain_codevision.images import (
     ImageFormat,
     PixelBudget,
+    PixelSource,
     TrajectoryImage,
     encode_view,
     image_from_block,
@@ -66,7 +67,7 @@ def image_block(
 
 
 def encode_step_image(
-    image: Image.Image,
+    image: PixelSource,
     index: int,
     budget: PixelBudget | None,
     fmt: ImageFormat,

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
@@ -28,6 +29,7 @@ from langchain_codevision.images import (
     PixelBudget,
     TrajectoryImage,
     as_trajectory_image,
+    frozen_pixels,
     load_image,
     trajectory_image,
 )
@@ -108,7 +110,7 @@ class CodeVisionNodes:
             sources = list(raw) if isinstance(raw, (list, tuple)) else [raw]
             if not sources:
                 raise ImageInputError("'image' is an empty list")
-            pil = [_owned(load_image(_pixels_of(src)), src) for src in sources]
+            pil = [_input_pixels(src) for src in sources]
             encoded = [
                 encode_step_image(img, i, self.budget, self.image_format)
                 for i, img in enumerate(pil)
@@ -360,10 +362,18 @@ def _pixels_of(source: Any) -> Any:
     return source
 
 
-def _owned(image: Any, source: Any) -> Any:
-    """A copy of a caller's own PIL image: the trajectory keeps pixels, not a snapshot."""
+def _input_pixels(source: Any) -> Any:
+    """The episode's own pixels of one input: a read-only array where nothing is lost.
+
+    A caller's PIL image is never kept itself (the trajectory keeps pixels, not a live
+    object); an array is what the model's view, the kernel and the trajectory all read.
+    """
+    if isinstance(source, TrajectoryImage) and isinstance(source.pixels, np.ndarray):
+        return source.pixels  # an earlier episode's output: read-only already
+    image = load_image(_pixels_of(source))
     given = source.image if isinstance(source, TrajectoryImage) else source
-    return image.copy() if image is given else image
+    pixels = frozen_pixels(image)
+    return image.copy() if pixels is image and image is given else pixels
 
 
 def _call(name: str, arguments: Any, call_id: str | None, notes: list[str]) -> PendingCall:
