@@ -44,6 +44,7 @@ if os.environ.get("CODEVISION_BENCH_TREE"):  # the --before copy: import it, not
 sys.path.insert(1, str(ROOT))
 
 from langchain_core.messages import AIMessage  # noqa: E402
+from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import langchain_codevision  # noqa: E402
@@ -267,9 +268,9 @@ def kernel_step(pool: KernelPool, page: Image.Image, repeat: int) -> dict[str, f
     with pool.session() as kernel:
         kernel.put_image(0, page)
 
-        def run() -> Image.Image:
+        def run() -> codec.PixelSource:
             out = kernel.execute(CALLS[0], image=0, collect=("result",), register_as=1)
-            return out.result_images[0].image
+            return out.result_images[0].pixels  # as the graph takes it: an array
 
         timed = measure_interleaved(
             {
@@ -285,23 +286,41 @@ def kernel_step(pool: KernelPool, page: Image.Image, repeat: int) -> dict[str, f
     return {name: value["median_ms"] for name, value in timed.items()}
 
 
+class TurnScriptedModel(ScriptedChatModel):
+    """The episode's script, by turn: the reply is picked by the AI turns so far.
+
+    One model (and so one graph) serves every episode and thread, as in an evaluation
+    run; nothing is recorded, so a long run keeps no history.
+    """
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
+        turn = sum(message.type == "ai" for message in messages)
+        reply = self.replies[min(turn, len(self.replies) - 1)]
+        message = reply if isinstance(reply, AIMessage) else AIMessage(reply)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
 def throughput(page: Image.Image, workers: int, episodes: int) -> float:
-    """Episodes per second with ``workers`` threads sharing one pool of ``workers`` kernels."""
+    """Episodes per second with ``workers`` threads sharing one graph and a pool of
+    ``workers`` kernels (built once, as :func:`~langchain_codevision.eval.evaluate` does)."""
+    replies = [text_call(CALLS[0]), text_call(CALLS[1], image_index=1), "<answer>x</answer>"]
     with KernelPool(size=workers, recycle="reset") as pool:
         pool.wait_ready()
-        for _ in range(workers):
-            run_episode(pool, page)  # warm-up
+        model = TurnScriptedModel(replies=replies, dialect="text")
+        graph = create_codevision_graph(model, pool=pool)
         per_worker = max(1, episodes // workers)
 
-        def work() -> None:
-            for _ in range(per_worker):
-                model = scripted()
-                out = create_codevision_graph(model, pool=pool).invoke(
-                    {"image": page, "question": "q"}
-                )
-                assert [s["ok"] for s in out["steps"]] == [True, True]
+        def work(count: int) -> None:
+            for _ in range(count):
+                out = graph.invoke({"image": page, "question": "q"})
+                assert [s["ok"] for s in out["steps"]] == [True, True], out["steps"]
 
-        threads = [threading.Thread(target=work) for _ in range(workers)]
+        warm = [threading.Thread(target=work, args=(1,)) for _ in range(workers)]
+        for thread in warm:
+            thread.start()
+        for thread in warm:
+            thread.join()
+        threads = [threading.Thread(target=work, args=(per_worker,)) for _ in range(workers)]
         start = time.perf_counter()
         for thread in threads:
             thread.start()

@@ -245,3 +245,30 @@ def test_large_and_several_images_share_the_pixel_buffer(kernel: KernelSession) 
     assert np.array_equal(np.asarray(out.images[1].image), np.asarray(big)[:10, :10])
     again = kernel.execute("result = image.crop((0, 0, 5, 5))", image="big", collect=("result",))
     assert np.array_equal(np.asarray(again.result_images[0].image), np.asarray(big)[:5, :5])
+
+
+def test_host_session_checks_every_signature_and_skips_date_parsing() -> None:
+    from jupyter_client.session import Session
+
+    from langchain_codevision.kernel.session import _HostSession
+
+    key = b"0123456789abcdef"
+    sender, host = Session(key=key), _HostSession(key=key)
+    message = sender.msg("status", {"execution_state": "idle"})
+    _, wire = sender.feed_identities(sender.serialize(message))
+    got = host.deserialize(wire)
+    stock = Session(key=key).deserialize(list(wire))
+    assert got["content"] == stock["content"] == {"execution_state": "idle"}
+    assert got["msg_id"] == stock["msg_id"] and got["msg_type"] == "status"
+    assert isinstance(got["header"]["date"], str)  # left as sent: nothing reads it
+    with pytest.raises(ValueError, match="Duplicate Signature"):
+        host.deserialize(wire)  # a replayed message
+    forged = sender.serialize(sender.msg("status", {"execution_state": "busy"}))
+    _, forged = sender.feed_identities(forged)
+    forged[4] = b'{"execution_state": "idle"}'  # content changed after signing
+    with pytest.raises(ValueError, match="Invalid Signature"):
+        host.deserialize(forged)
+    with pytest.raises(ValueError, match="Unsigned"):
+        host.deserialize([b"", *forged[1:]])
+    with pytest.raises(TypeError, match="malformed"):
+        host.deserialize(forged[:3])

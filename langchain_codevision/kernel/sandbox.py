@@ -9,8 +9,10 @@ policy (``"strict"``, ``"auto"``, ``"off"``) and the environment allowlist: secr
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from enum import Enum
 
 
@@ -60,10 +62,15 @@ SECRET_PATTERNS: tuple[str, ...] = (
 )
 
 
+@functools.cache
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """One compiled test for a tuple of ``fnmatch`` patterns (case-sensitive)."""
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+
+
 def is_secret(name: str) -> bool:
     """Whether an environment variable name looks like it holds a secret."""
-    upper = name.upper()
-    return any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_PATTERNS)
+    return _matcher(SECRET_PATTERNS)(name.upper()) is not None
 
 
 def scrub_environment(
@@ -78,12 +85,8 @@ def scrub_environment(
     as given (the caller vouches for it). ``HOME`` and ``TMPDIR`` point at ``workdir``.
     """
     source = os.environ if source is None else source
-    env = {
-        name: value
-        for name, value in source.items()
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in ENV_ALLOWLIST)
-        and not is_secret(name)
-    }
+    allowed = _matcher(ENV_ALLOWLIST)
+    env = {name: value for name, value in source.items() if allowed(name) and not is_secret(name)}
     env.setdefault("PATH", os.defpath)
     workdir = os.fspath(workdir)
     env.update(

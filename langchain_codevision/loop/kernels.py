@@ -21,9 +21,13 @@ import asyncio
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from langchain_codevision.images import PixelSource, TrajectoryImage, as_trajectory_image
+from langchain_codevision.images import TrajectoryImage, decode_trajectory_image
 from langchain_codevision.kernel import KernelPool, KernelSession
+
+if TYPE_CHECKING:
+    from langchain_codevision.images import PixelSource
 
 __all__ = ["EpisodeKernels", "default_pool"]
 
@@ -89,7 +93,10 @@ class EpisodeKernels:
         with self._lock:
             known = self._decoded.get(episode_id, ({}, 0.0))[0]
         cached = known.get(item["index"])
-        return cached if cached is not None else as_trajectory_image(item).pixels
+        if cached is not None:
+            return cached
+        pixels = getattr(item, "pixels", None)  # a TrajectoryImage's own, read-only
+        return pixels if pixels is not None else decode_trajectory_image(item)
 
     def _stale(self) -> list[KernelSession]:
         now = time.monotonic()
