@@ -29,6 +29,10 @@
 * :class:`TrajectoryImage` (made by :func:`trajectory_image`) keeps an episode's images as
   pixels and encodes each one to PNG once, only when a checkpointer or an export asks;
   :func:`trajectory_images` returns a graph output's images as PIL copies.
+* The codec (:func:`encode_view`, :func:`encode_image`, :func:`trajectory_image`) takes a
+  :data:`PixelSource`: a PIL image or an 8-bit array. A kernel's result arrives as an array
+  read straight from its pixel buffer and stays one up to the model's view; a PIL copy is
+  made only when something reads ``.image``.
 """
 
 from __future__ import annotations

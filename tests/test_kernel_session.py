@@ -272,3 +272,33 @@ def test_host_session_checks_every_signature_and_skips_date_parsing() -> None:
         host.deserialize([b"", *forged[1:]])
     with pytest.raises(TypeError, match="malformed"):
         host.deserialize(forged[:3])
+
+
+def test_direct_channels_take_queued_messages_and_stop_cleanly() -> None:
+    import queue
+
+    from langchain_codevision.kernel._loop import run_sync
+    from langchain_codevision.kernel.session import _DirectChannel
+
+    with KernelSession() as kernel:
+        kernel.execute("x = 1")
+        client = kernel._kc
+        assert isinstance(client.iopub_channel, _DirectChannel)
+        assert isinstance(client.shell_channel, _DirectChannel)
+        msg_id = client.kernel_info()
+        reply = run_sync(client.get_shell_msg(timeout=10))
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["msg_type"] == "kernel_info_reply"
+        seen = []
+        while True:  # busy, then idle, both already queued or arriving
+            msg = run_sync(client.get_iopub_msg(timeout=10))
+            if msg["parent_header"].get("msg_id") == msg_id:
+                seen.append(msg["content"].get("execution_state"))
+            if seen[-1:] == ["idle"]:
+                break
+        assert "busy" in seen
+        with pytest.raises(queue.Empty):
+            run_sync(client.get_iopub_msg(timeout=0.05))  # nothing left: waits, then Empty
+        channel = client.iopub_channel
+        assert kernel.execute("x + 1").text == "2"
+    assert channel._direct is None  # closed with the session: the view is gone with it

@@ -24,6 +24,7 @@ import contextlib
 import hmac
 import itertools
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -37,11 +38,13 @@ from typing import Any, Literal
 import numpy as np
 import zmq
 import zmq.asyncio
-from jupyter_client import AsyncKernelManager
+from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from jupyter_client.adapter import adapt
+from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.session import Session
 from PIL import Image
+from traitlets import Type
 
 from ._cell import POLL_S, run_cell
 from ._forkserver import ForkProvisioner
@@ -128,6 +131,47 @@ class _HostSession(Session):
         return adapt(message)
 
 
+class _DirectChannel(AsyncZMQSocketChannel):
+    """jupyter_client's async channel, taking a queued message without making futures.
+
+    The stock ``get_msg`` awaits a poll future and then a receive future for every
+    message, even one that is already waiting: most of the host's cost of a message.
+    Here a waiting message is taken at once through a plain view of the same socket,
+    and only an empty socket is awaited.
+    """
+
+    _direct: zmq.Socket | None = None
+
+    async def get_msg(self, timeout: float | None = None) -> dict[str, Any]:  # type: ignore[override]
+        assert self.socket is not None
+        if self._direct is None:
+            self._direct = zmq.Socket.shadow(self.socket.underlying)
+        try:
+            frames = self._direct.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            if not await self.socket.poll(None if timeout is None else int(timeout * 1000)):
+                raise queue.Empty from None
+            try:
+                frames = self._direct.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                raise queue.Empty from None
+        _, message = self.session.feed_identities(frames)
+        return self.session.deserialize(message)
+
+    def close(self) -> None:
+        self._direct = None  # a view of the socket: never used once the socket is closed
+        super().close()
+
+    stop = close  # jupyter_client's ``stop`` is its ``close``
+
+
+class _HostClient(AsyncKernelClient):
+    """The async client with :class:`_DirectChannel` for the shell and IOPub channels."""
+
+    shell_channel_class = Type(_DirectChannel)  # type: ignore[assignment]
+    iopub_channel_class = Type(_DirectChannel)  # type: ignore[assignment]
+
+
 class _IsolatedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel command is our sandboxed launcher.
 
@@ -148,6 +192,8 @@ class _IsolatedKernelManager(AsyncKernelManager):
             language="python",
             interrupt_mode="message",  # a jailed kernel is not our signal target
         )
+
+    client_factory = Type(_HostClient, klass=AsyncKernelClient)  # what ``client()`` makes
 
     @property
     def kernel_spec(self) -> KernelSpec | None:  # type: ignore[override]
