@@ -525,7 +525,8 @@ def main() -> None:
         "encoded again; now trajectory images stay pixels (PNG once, when a checkpointer or "
         "an export asks) and the model view is resized first, then encoded once (shared "
         "with the trajectory when it already fits).",
-        "- PNG is written in one pass (no row filters, deflate level 1, ISA-L's deflate "
+        "- PNG is written in one pass (no row filter, or PNG's up filter where a sample of "
+        "rows shows it pays, as on photos; deflate level 1, ISA-L's deflate "
         "where `isal` is installed): lossless, so the OCR row compares text read from the "
         "sent image and from a PNG level 6 copy.",
         "- The model view is resized with OpenCV's area averaging (bilinear for a shrink "

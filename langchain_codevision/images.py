@@ -873,7 +873,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def _png_bytes(image: Image.Image) -> bytes:
     """A PNG of an 8-bit ``L``/``LA``/``RGB``/``RGBA`` image, written in one pass.
 
-    Every row uses PNG filter 0 (none) and the whole image is one zlib stream at
+    Every row uses one PNG filter, "none" or, where it pays, "up" (:func:`_png_from_rows`),
+    and the whole image is one zlib stream at
     :data:`PNG_LEVEL`: the bytes decode to exactly ``image``'s pixels, at a fraction of the
     time of PIL's writer (which filters and compresses in small blocks).
     """
@@ -890,8 +891,43 @@ def _png_from_array(array: np.ndarray, mode: str) -> bytes:
     return _png_from_rows(lines, width, height, mode)
 
 
+UP_FILTER_GAIN = 0.85
+"""The PNG "up" filter is used when a sample of rows deflates to at most this fraction of
+its unfiltered size: photos (about 40% fewer bytes), never flat text pages (which deflate
+better unfiltered)."""
+
+
+def _up_filter_pays(lines: np.ndarray) -> bool:
+    """Whether PNG's "up" filter makes ``lines`` (filter byte, then pixels) smaller.
+
+    Eight runs of eight rows spread over the image are deflated both ways: about a
+    sixteenth of the full encode, which the filter wins back on the images it is for.
+    """
+    height = lines.shape[0]
+    if height < 80:
+        return False
+    starts = np.linspace(1, height - 8, 8).astype(int)
+    raw = np.concatenate([lines[start : start + 8, 1:] for start in starts])
+    up = np.concatenate(
+        [lines[start : start + 8, 1:] - lines[start - 1 : start + 7, 1:] for start in starts]
+    )
+    return len(_deflate.compress(up.data, PNG_LEVEL)) <= UP_FILTER_GAIN * len(
+        _deflate.compress(raw.data, PNG_LEVEL)
+    )
+
+
 def _png_from_rows(lines: np.ndarray, width: int, height: int, mode: str) -> bytes:
-    """The PNG file for ``lines``: each row its filter byte (0), then its pixels."""
+    """The PNG file for ``lines``: each row its filter byte (0), then its pixels.
+
+    Where it pays (:func:`_up_filter_pays`), every row is first replaced by its difference
+    from the row above (PNG filter 2, "up"): decoders undo it, so the file is as lossless.
+    """
+    if _up_filter_pays(lines):
+        filtered = np.empty_like(lines)
+        filtered[:, 0] = 2
+        filtered[0, 1:] = lines[0, 1:]  # no row above: the difference is the row itself
+        np.subtract(lines[1:, 1:], lines[:-1, 1:], out=filtered[1:, 1:])
+        lines = filtered
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[mode], 0, 0, 0)
     return b"".join(
         (

@@ -233,3 +233,37 @@ def test_the_codec_reads_arrays_as_it_reads_pil(mode) -> None:
     wide = np.zeros((2, 3, 5), np.uint8)  # five bands: not a pixel layout, refused clearly
     with pytest.raises(ValueError, match="HxWx"):
         as_pil(wide)
+
+
+def _filter_bytes(png: bytes) -> set[int]:
+    """The PNG filter type of every row (the first byte of each inflated row)."""
+    import struct
+    import zlib
+
+    width, height, _, colour = struct.unpack(">IIBB", png[16:26])
+    bands = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+    chunks, position = b"", 8
+    while position < len(png):
+        (length,) = struct.unpack(">I", png[position : position + 4])
+        if png[position + 4 : position + 8] == b"IDAT":
+            chunks += png[position + 8 : position + 8 + length]
+        position += 12 + length
+    raw = zlib.decompress(chunks)
+    stride = width * bands + 1
+    return {raw[row * stride] for row in range(height)}
+
+
+def test_photos_are_written_with_the_up_filter_and_pages_without(monkeypatch) -> None:
+    from skimage import data
+
+    photo = np.ascontiguousarray(data.astronaut())  # 512x512 RGB
+    page = np.asarray(Image.new("RGB", (512, 512), "white")).copy()
+    page[100:110, 50:450] = 0  # a line of "text"
+    filtered = encode_image(photo, "png")
+    for array, png, filters in ((photo, filtered, {2}), (page, encode_image(page, "png"), {0})):
+        assert _filter_bytes(png) == filters
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), array)  # lossless
+    monkeypatch.setattr(langchain_codevision.images, "UP_FILTER_GAIN", 0.0)  # never filter
+    unfiltered = encode_image(photo, "png")
+    assert _filter_bytes(unfiltered) == {0}
+    assert len(filtered) < 0.75 * len(unfiltered)
