@@ -52,6 +52,14 @@ class GatewayRest:
                 "(--KernelGatewayApp.max_kernels)",
                 403,
             )
+        refusal = _refusal(response)
+        if response.status_code == 403 and "not authorized to start kernel" in refusal:
+            raise GatewayError(
+                f"the gateway at {self.base_url} refused to start a kernel for this user: "
+                f"{refusal} (Enterprise Gateway refuses its unauthorized_users, root by "
+                "default: pass env={'KERNEL_USERNAME': 'some-user'} or set KERNEL_USERNAME)",
+                403,
+            )
         if response.status_code in (401, 403):
             raise GatewayAuthError(
                 f"the gateway at {self.base_url} refused the token (HTTP "
@@ -106,3 +114,14 @@ class GatewayRest:
     async def aclose(self) -> None:
         """Close the HTTP connections."""
         await self.client.aclose()
+
+
+def _refusal(response: httpx.Response) -> str:
+    """The reason a gateway gives in its JSON error body (``""`` when it gives none)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    return str(body.get("reason") or body.get("message") or "")[:300]

@@ -110,7 +110,8 @@ class GatewayKernelSession(KernelSession):
         isolation: ``"strict"`` refuses a kernel that reports no jail layers; ``"auto"``
             and ``"off"`` accept any.
         env: Environment for the kernel (the gateway accepts ``KERNEL_*`` names and its
-            ``env_whitelist``).
+            ``env_whitelist``). ``KERNEL_USERNAME``, the user Enterprise Gateway starts the
+            kernel for, comes from the environment of this process when ``env`` has none.
         preamble: Extra code run once after start and after each reset.
         request_timeout: Seconds one REST call may take.
         reconnect_timeout: Seconds a dropped websocket is retried before the kernel counts
@@ -134,6 +135,9 @@ class GatewayKernelSession(KernelSession):
         reconnect_timeout: float = 10.0,
         quick_ack: bool = True,
     ) -> None:
+        env = dict(env or {})
+        if "KERNEL_USERNAME" not in env and os.environ.get("KERNEL_USERNAME"):
+            env["KERNEL_USERNAME"] = os.environ["KERNEL_USERNAME"]  # as Jupyter's own client
         super().__init__(limits=limits, isolation=isolation, env=env, preamble=preamble)
         self.url = gateway_url(url)
         self.ws_url = "ws" + self.url[len("http") :]
