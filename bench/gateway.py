@@ -2,9 +2,11 @@
 
 Run: ``python bench/gateway.py [--repeat N]``. Writes ``bench/results/gateway.{json,md}``.
 
-Two gateways run on 127.0.0.1 for the length of the run: a stock one (python3 kernels) and
-one set up as ``docs/remote-kernels.md`` says (``codevision-jailed`` kernels, websockets
-without Nagle). Measured, interleaved so load drift hits every arm alike:
+Three gateways run on 127.0.0.1 for the length of the run: a stock Kernel Gateway (python3
+kernels), one set up as ``docs/remote-kernels.md`` says (``codevision-jailed`` kernels,
+websockets without Nagle) and an Enterprise Gateway with the same jailed kernelspec (from
+its own environment, see ``scripts/install-system-deps.sh``). Measured, interleaved so load
+drift hits every arm alike:
 
 * an empty ``execute`` round trip: local kernel (unjailed and jailed) versus remote, with
   and without the client's quick ACKs, on the stock and the tuned gateway;
@@ -33,7 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import write_report
 from langchain_codevision.kernel import GatewayKernelSession, KernelLimits, KernelSession
 from langchain_codevision.kernel.gateway_kernel import KERNEL_NAME, install_kernelspec
-from tests.gateway_helpers import TOKEN, free_port, start_gateway, stop_gateway
+from tests.gateway_helpers import (
+    TOKEN,
+    free_port,
+    start_enterprise_gateway,
+    start_gateway,
+    stop_gateway,
+)
 
 NODELAY = "langchain_codevision.kernel.gateway_ws.NoDelayWebsocketConnection"
 LIMITS = KernelLimits(timeout=30, startup_timeout=120)
@@ -98,7 +106,15 @@ def main() -> None:
         f"--KernelGatewayApp.default_kernel_name={KERNEL_NAME}",
         f"--KernelGatewayApp.kernel_websocket_connection_class={NODELAY}",
     )
+    enterprise_port = free_port()
+    install_kernelspec(root / "enterprise" / "data")
+    enterprise = start_enterprise_gateway(
+        root / "enterprise",
+        enterprise_port,
+        f"--EnterpriseGatewayConfigMixin.default_kernel_name={KERNEL_NAME}",
+    )
     stock_url, tuned_url = f"http://127.0.0.1:{stock_port}", f"http://127.0.0.1:{tuned_port}"
+    enterprise_url = f"http://127.0.0.1:{enterprise_port}"
     sessions: dict[str, KernelSession] = {}
     try:
         sessions = {
@@ -116,6 +132,9 @@ def main() -> None:
             ),
             "tuned gateway, jailed kernel": GatewayKernelSession(
                 tuned_url, token=TOKEN, limits=LIMITS
+            ),
+            "Enterprise Gateway, jailed kernel": GatewayKernelSession(
+                enterprise_url, token=TOKEN, limits=LIMITS, env={"KERNEL_USERNAME": "bench"}
             ),
         }
         for session in sessions.values():
@@ -143,6 +162,9 @@ def main() -> None:
                 "stock gateway": lambda: step(remote, image),
                 "tuned gateway, jailed kernel": lambda: step(
                     sessions["tuned gateway, jailed kernel"], image
+                ),
+                "Enterprise Gateway, jailed kernel": lambda: step(
+                    sessions["Enterprise Gateway, jailed kernel"], image
                 ),
             },
             repeat=max(args.repeat // 4, 4),
@@ -192,11 +214,11 @@ def main() -> None:
             )
         path = write_report(
             "gateway",
-            "Remote kernels (Jupyter Kernel Gateway on 127.0.0.1) vs local kernels",
+            "Remote kernels (Kernel Gateway and Enterprise Gateway on 127.0.0.1) vs local kernels",
             rows,
             {
                 "repeat": args.repeat,
-                "gateway": "jupyter-kernel-gateway 3.0.1",
+                "gateway": "jupyter-kernel-gateway 3.0.1, jupyter_enterprise_gateway 3.3.0",
                 "command": " ".join(sys.argv),
             },
         )
@@ -206,6 +228,7 @@ def main() -> None:
             session.close()
         stop_gateway(stock)
         stop_gateway(tuned)
+        stop_gateway(enterprise)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 
 from langchain_codevision import create_codevision_graph
 from langchain_codevision.benchmarks.footprint import kernel_footprint, leaked, settled_footprint
@@ -81,6 +82,49 @@ async def test_cancelling_a_batch_returns_every_kernel(baseline) -> None:
             assert pool.lent_count == 0 and len(kernels) == 0 and pool.waiting_count == 0
         outs = await graph.abatch(episode_inputs(4))  # the pool still serves
         assert [o["answer"] for o in outs] == [expected_answer(k) for k in range(4)]
+    finally:
+        await pool.aclose()
+    assert leaked(baseline, settled_footprint(baseline)) == {}
+
+
+class PausingSaver(InMemorySaver):
+    """A real checkpointer that holds the run while it saves the step after the first tool
+    call: the run is then between nodes, where no node can release anything."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = asyncio.Event()
+        self.hold = asyncio.Event()
+
+    async def aput(self, config, checkpoint, metadata, new_versions):  # type: ignore[override]
+        if checkpoint["channel_values"].get("steps") and not self.paused.is_set():
+            self.paused.set()
+            await self.hold.wait()
+        return await super().aput(config, checkpoint, metadata, new_versions)
+
+
+async def test_a_run_cancelled_between_nodes_gives_its_kernel_back(baseline) -> None:
+    pool = KernelPool(size=1, max_size=1, recycle="reset")
+    saver = PausingSaver()
+    graph = create_codevision_graph(width_model(), pool=pool, checkpointer=saver)
+    kernels = graph.codevision_nodes.kernels
+    try:
+        pool.wait_ready(timeout=120)
+        config = {"configurable": {"thread_id": "t1"}}
+        run = asyncio.create_task(graph.ainvoke(episode_inputs(1)[0], config, durability="sync"))
+        await asyncio.wait_for(saver.paused.wait(), 60)  # the tool call ran, the run waits
+        assert pool.lent_count == 1 and len(kernels) == 1
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        for _ in range(100):
+            if pool.lent_count == 0 and len(kernels) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert pool.lent_count == 0 and len(kernels) == 0  # not held for the idle sweep
+        threads = [{"configurable": {"thread_id": f"again-{k}"}} for k in range(2)]
+        outs = await graph.abatch(episode_inputs(2), threads)  # the one kernel serves again
+        assert [o["answer"] for o in outs] == [expected_answer(k) for k in range(2)]
     finally:
         await pool.aclose()
     assert leaked(baseline, settled_footprint(baseline)) == {}

@@ -34,6 +34,7 @@ from .checkpointing import image_aware
 from .executor import ToolExecutor
 from .kernels import EpisodeKernels
 from .nodes import CodeVisionNodes
+from .release import EpisodeReleaser
 from .state import CodeVisionInput, CodeVisionOutput, CodeVisionState
 
 __all__ = ["FROM_PROFILE", "create_codevision_graph", "resolve_dialect"]
@@ -288,5 +289,8 @@ def create_codevision_graph(
     if checkpointer not in (None, True, False):
         checkpointer = image_aware(checkpointer)
     graph = builder.compile(checkpointer=checkpointer, name=name)
+    # a run that ends between nodes (cancelled, interrupted) still gives its kernel back
+    releaser = EpisodeReleaser(nodes.kernels)
+    graph.config = {**(graph.config or {}), "callbacks": [releaser]}
     graph.codevision_nodes = nodes  # for tools and tests: dialect, kernels, executor
     return graph
