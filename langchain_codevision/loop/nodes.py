@@ -110,23 +110,23 @@ class CodeVisionNodes:
             sources = list(raw) if isinstance(raw, (list, tuple)) else [raw]
             if not sources:
                 raise ImageInputError("'image' is an empty list")
-            pil = [_input_pixels(src) for src in sources]
+            pixels = [_input_pixels(src) for src in sources]
             encoded = [
                 encode_step_image(img, i, self.budget, self.image_format)
-                for i, img in enumerate(pil)
+                for i, img in enumerate(pixels)
             ]
             blocks = [block for block, _ in encoded]
             images = [stored for _, stored in encoded]
             messages = opening_messages(self.system_prompt, blocks, question, self.profile)
         else:
-            pil = images_in_messages(given)
+            pixels = images_in_messages(given)
             messages = []
             if self.system_prompt and not any(m.type == "system" for m in given):
                 messages.append(SystemMessage(self.system_prompt))
             messages.extend(given)
-            images = [trajectory_image(img, i) for i, img in enumerate(pil)]
+            images = [trajectory_image(img, i) for i, img in enumerate(pixels)]
         episode_id = uuid.uuid4().hex
-        self.kernels.remember(episode_id, dict(enumerate(pil)))
+        self.kernels.remember(episode_id, dict(enumerate(pixels)))
         update: dict[str, Any] = {
             "images": images,
             "steps": [],
