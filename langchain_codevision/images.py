@@ -482,9 +482,6 @@ def _check_size(image: Image.Image, max_pixels: int, origin: str) -> None:
         )
 
 
-_ARRAY_MODES = {2: "LA", 3: "RGB", 4: "RGBA"}
-
-
 def _from_array(array: np.ndarray, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> Image.Image:
     """A PIL image from a numpy array (see :func:`to_standard_mode` for the value rules)."""
     if array.dtype.kind not in "biuf":

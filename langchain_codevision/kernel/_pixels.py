@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BANDS", "pixel_array", "pixel_layout"]
+__all__ = ["BANDS", "MODES", "pixel_array", "pixel_layout"]
 
 BANDS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+MODES = {bands: mode for mode, bands in BANDS.items()}
+"""The mode of an 8-bit array by its bands (an ``HxW`` array has one)."""
 
 
 def pixel_layout(where: Any, max_pixels: int) -> tuple[str, tuple[int, int], int, int]:

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from ._pixels import MODES
+
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 ImageSource = Literal["result", "display", "figure"]
 
@@ -94,8 +96,7 @@ class OutputImage:
     def mode(self) -> str:
         """The PIL mode (``"RGB"``, ``"L"``, ...)."""
         if self._array is not None:
-            bands = 1 if self._array.ndim == 2 else int(self._array.shape[2])
-            return {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
+            return MODES[1 if self._array.ndim == 2 else int(self._array.shape[2])]
         return self.image.mode
 
     def __repr__(self) -> str:
