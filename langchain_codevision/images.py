@@ -91,6 +91,7 @@ __all__ = [
     "encode_view",
     "fit_pixel_budget",
     "frozen_pixels",
+    "grey_channel",
     "image_from_block",
     "load_image",
     "pixel_size",
@@ -784,10 +785,13 @@ def encode_view(
 ) -> tuple[bytes, bool]:
     """The model's copy of ``image`` (fitted into ``budget``, encoded) and if it was resized.
 
-    Equal to ``encode_image(fit_pixel_budget(image, budget), fmt)``. For a PNG of an
-    ``L``/``RGB`` image the resize writes straight into the PNG's row buffer, so the view
-    never exists as a separate image (two copies of the pixels fewer); an array (a kernel's
-    result as it arrives) is read in place, with no PIL copy at all.
+    Decodes to the pixels of ``encode_image(fit_pixel_budget(image, budget), fmt)``. For a
+    PNG of an ``L``/``RGB`` image the resize writes straight into the PNG's row buffer, so the
+    view never exists as a separate image (two copies of the pixels fewer); an array (a
+    kernel's result as it arrives) is read in place, with no PIL copy at all. A resized
+    ``RGB`` image whose three channels are equal (a scanned or rendered page, most often) is
+    written as a greyscale PNG (:func:`grey_channel`): every decoder reads it back as the same
+    colours, from about half the bytes.
     """
     source_size = pixel_size(image)
     size = source_size if budget is None else budget_size(*source_size, budget)
@@ -800,6 +804,9 @@ def encode_view(
         return encode_image(fit_pixel_budget(as_pil(image), budget), fmt), True
     import cv2
 
+    pixels = array if array is not None else np.asarray(image)
+    if mode == "RGB" and (grey := grey_channel(pixels)) is not None:
+        pixels, mode = grey, "L"  # the same view, a third of the work and about half the bytes
     channels = 1 if mode == "L" else 3
     width, height = size
     lines = np.empty((height, width * channels + 1), dtype=np.uint8)
@@ -807,12 +814,37 @@ def encode_view(
     shape = (height, width, channels) if channels > 1 else (height, width)
     strides = (lines.strides[0], channels, 1)[: len(shape)]
     rows = np.ndarray(shape, np.uint8, lines, offset=1, strides=strides)
-    pixels = array if array is not None else np.asarray(image)
     method = _method(source_size, size)
     out = cv2.resize(pixels, size, dst=rows, interpolation=method)
     if out is not rows:  # pragma: no cover - OpenCV allocated its own buffer
         rows[...] = out
     return _png_from_rows(lines, width, height, mode), True
+
+
+GREY_SAMPLE_STEP = 37
+"""Every this many rows are compared first, so a colour image is told apart almost free."""
+
+
+def grey_channel(pixels: np.ndarray) -> np.ndarray | None:
+    """The one channel of an ``RGB`` array whose three channels are equal, else None.
+
+    A sample of rows is compared first (a colour image fails there, at a fraction of a
+    millisecond); only then the whole image, channel by channel.
+    """
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+        return None
+    sample = pixels[::GREY_SAMPLE_STEP]
+    if not (
+        np.array_equal(sample[..., 0], sample[..., 1])
+        and np.array_equal(sample[..., 0], sample[..., 2])
+    ):
+        return None
+    import cv2
+
+    red, green, blue = cv2.split(pixels)
+    if cv2.norm(red, green, cv2.NORM_INF) or cv2.norm(red, blue, cv2.NORM_INF):
+        return None
+    return red
 
 
 def encode_image(image: PixelSource, fmt: ImageFormat = "png", quality: int = 90) -> bytes:

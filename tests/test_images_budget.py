@@ -18,6 +18,7 @@ from langchain_codevision.images import (
     encode_image,
     encode_view,
     fit_pixel_budget,
+    grey_channel,
     resize_image,
     to_image_block,
 )
@@ -188,3 +189,44 @@ def test_budgets_that_cannot_hold_a_cell_or_sizes_below_one_are_refused() -> Non
     for size in ((0, 5), (5, 0), (-1, 5)):
         with pytest.raises(ValueError, match="smaller than 1"):
             budget_size(*size, PixelBudget())
+
+
+def _decoded(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
+
+
+def test_a_grey_rgb_page_is_viewed_as_a_greyscale_png_of_the_same_colours() -> None:
+    from langchain_codevision.demo import render_page
+
+    page, _ = render_page(size=(1000, 1000))
+    page = page.convert("RGB").rotate(90, expand=True)
+    budget = PixelBudget()
+    data, resized = encode_view(np.asarray(page), budget)
+    expected = encode_image(fit_pixel_budget(page, budget))
+    got, want = _decoded(data), _decoded(expected)
+    assert resized and got.mode == "L" and want.mode == "RGB"
+    assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(want))
+    assert len(data) < 0.7 * len(expected)  # the point of it: fewer bytes to the model
+
+
+@pytest.mark.parametrize("row", [0, 1, 36, 37, 500, 999])
+def test_one_coloured_pixel_keeps_the_view_in_colour(row) -> None:
+    pixels = np.full((1000, 1000, 3), 200, np.uint8)
+    pixels[row, 123] = (200, 201, 200)  # in a sampled row, or not: found either way
+    data, _ = encode_view(pixels, PixelBudget())
+    got = _decoded(data)
+    assert got.mode == "RGB"
+    want = _decoded(encode_image(fit_pixel_budget(Image.fromarray(pixels), PixelBudget())))
+    assert np.array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_grey_channel_reads_only_equal_rgb_channels() -> None:
+    grey = np.arange(60, dtype=np.uint8).reshape(6, 10)
+    rgb = np.stack([grey] * 3, axis=-1)
+    assert np.array_equal(grey_channel(rgb), grey)
+    assert grey_channel(grey) is None  # already one channel
+    assert grey_channel(np.dstack([rgb, np.full((6, 10), 255, np.uint8)])) is None  # RGBA
+    assert grey_channel(rgb.astype(np.uint16)) is None
+    tinted = rgb.copy()
+    tinted[5, 9, 2] += 1
+    assert grey_channel(tinted) is None

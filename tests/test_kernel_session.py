@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -302,3 +303,34 @@ def test_direct_channels_take_queued_messages_and_stop_cleanly() -> None:
         channel = client.iopub_channel
         assert kernel.execute("x + 1").text == "2"
     assert channel._direct is None  # closed with the session: the view is gone with it
+
+
+def test_a_reply_met_while_probing_is_kept_for_its_waiter() -> None:
+    """The preamble is queued behind the first ``kernel_info``; a second probe may meet its
+    reply first, which must not be lost."""
+    from langchain_codevision.kernel._loop import run_sync
+
+    with KernelSession() as kernel:
+        kernel.execute("x = 1")
+        client = kernel._kc
+        queued = client.execute("y = 41 + 1", silent=True, store_history=False)
+        probe = client.kernel_info()  # answered after the execute above
+
+        async def probe_then_wait() -> None:
+            deadline = time.monotonic() + 10
+            assert await kernel._reply_seen(client.get_shell_msg, probe, deadline, 10, queued)
+            assert queued in kernel._early_replies  # met on the way, kept
+            await kernel._preamble_done(queued)  # taken from what was kept, not waited for
+            assert queued not in kernel._early_replies
+
+        run_sync(probe_then_wait())
+        assert kernel.execute("y").text == "42"
+
+
+def test_a_failing_preamble_is_a_start_error_that_names_it() -> None:
+    from langchain_codevision.kernel import KernelStartError
+
+    session = KernelSession(preamble="raise RuntimeError('no such setup')")
+    with pytest.raises(KernelStartError, match="preamble failed: RuntimeError: no such setup"):
+        session.start()
+    session.close()

@@ -369,6 +369,7 @@ class KernelSession:
         self._lock: asyncio.Lock | None = None
         self._images: dict[str, Image.Image | np.ndarray] = {}
         self._unsent: list[list[str]] = []  # [key, kernel path]: written, not yet loaded
+        self._early_replies: dict[str, dict[str, Any]] = {}  # met while waiting for another
         self._state: dict[str, Any] = {}
         self._finalizer = weakref.finalize(self, _finalize, self._state)
         self._closed = False
@@ -621,38 +622,49 @@ class KernelSession:
         if self._kc is None:
             self._kc = self._km.client(context=_client_context())
             self._kc.start_channels(stdin=False, hb=False)  # liveness is the process's
+        # The preamble is queued right behind the first kernel_info: the kernel runs it as
+        # soon as it has answered, with no round trip back to the host in between.
+        probe = self._kc.kernel_info()
+        preamble = self._send_preamble()
         try:
-            await self._wait_ready()
+            await self._wait_ready(probe, keep=preamble)
         except RuntimeError as exc:
             detail = self.host.failure_detail() if self.host.jailed else ""
             raise KernelStartError(f"kernel failed to start: {exc} {detail}".strip()) from exc
         lap("kernel_info")
         self.host.read_layers()
         self.isolation = self.host.isolation
-        await self._run_preamble()
+        await self._preamble_done(preamble)
         lap("preamble")
         phases["total"] = (mark - began) * 1000
         self.start_phases = phases
 
-    async def _wait_ready(self) -> None:
+    async def _wait_ready(self, msg_id: str, keep: str | None = None) -> None:
         """Wait until the kernel answers ``kernel_info`` and its IOPub reaches this client.
 
-        The proof that IOPub is live is a message published for that very request (its
-        ``status``): one sent before the subscription took hold is lost, so ask again.
-        jupyter_client's ``wait_for_ready`` instead waits for IOPub to stay quiet for 0.2 s,
-        on every start.
+        ``msg_id`` is the first request, already sent; the reply to ``keep`` (the preamble,
+        queued behind it) is kept if a second probe's wait meets it. The proof that IOPub is
+        live is a message published for that very request (its ``status``): one sent before
+        the subscription took hold is lost, so ask again. jupyter_client's ``wait_for_ready``
+        instead waits for IOPub to stay quiet for 0.2 s, on every start.
         """
         deadline = time.monotonic() + self.limits.startup_timeout
         while deadline - time.monotonic() > 0:
-            msg_id = self._kc.kernel_info()
-            if not await self._reply_seen(self._kc.get_shell_msg, msg_id, deadline, 1.0):
+            if not await self._reply_seen(self._kc.get_shell_msg, msg_id, deadline, 1.0, keep):
+                msg_id = self._kc.kernel_info()
                 continue
             if await self._reply_seen(self._kc.get_iopub_msg, msg_id, deadline, IOPUB_PROBE_S):
                 return
+            msg_id = self._kc.kernel_info()
         raise RuntimeError(f"the kernel did not answer in {self.limits.startup_timeout:g} s")
 
-    async def _reply_seen(self, get: Any, msg_id: str, deadline: float, wait: float) -> bool:
-        """Whether ``get`` yields a message for request ``msg_id`` within ``wait`` seconds."""
+    async def _reply_seen(
+        self, get: Any, msg_id: str, deadline: float, wait: float, keep: str | None = None
+    ) -> bool:
+        """Whether ``get`` yields a message for request ``msg_id`` within ``wait`` seconds.
+
+        A reply to request ``keep`` met on the way is kept for whoever waits for it.
+        """
         until = min(deadline, time.monotonic() + wait)
         while (remaining := until - time.monotonic()) > 0:
             try:
@@ -661,8 +673,11 @@ class KernelSession:
                 if not await self._is_alive():
                     raise RuntimeError("the kernel died before it was ready") from None
                 continue
-            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+            parent = msg.get("parent_header", {}).get("msg_id")
+            if parent == msg_id:
                 return True
+            if parent == keep and msg.get("msg_type") == "execute_reply":
+                self._early_replies[parent] = msg["content"]
         return False
 
     def _read_pixels(self, where: dict[str, Any]) -> np.ndarray:
@@ -697,7 +712,8 @@ class KernelSession:
         """The kernel's host-side folder (connection file, jail link); removed on close."""
         return self.host.dir if self.host else None
 
-    async def _run_preamble(self) -> None:
+    def _send_preamble(self) -> str:
+        """Send the preamble (the runtime, the usual imports, the user's own); its msg_id."""
         code = "\n".join(
             [
                 "import importlib.util as _cv_util, sys as _cv_sys",
@@ -720,7 +736,13 @@ class KernelSession:
                 "__cv_runtime__.snapshot_baseline()",
             ]
         )
-        reply = await self._request(code, silent=True)
+        return self._kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+
+    async def _preamble_done(self, msg_id: str) -> None:
+        """Wait for the preamble's reply; a failed preamble is a start error."""
+        reply = self._early_replies.pop(msg_id, None)
+        if reply is None:
+            reply = await self._reply_to(msg_id, self.limits.startup_timeout)
         if reply.get("status") != "ok":
             raise KernelStartError(
                 f"kernel preamble failed: {reply.get('ename')}: {reply.get('evalue')}"
@@ -733,7 +755,11 @@ class KernelSession:
         if self._unsent:  # staged images first: a silent request does not load them
             await self._flush_unsent()
         msg_id = self._kc.execute(code, silent=silent, store_history=False, allow_stdin=False)
-        deadline = time.monotonic() + (timeout or self.limits.startup_timeout)
+        return await self._reply_to(msg_id, timeout or self.limits.startup_timeout)
+
+    async def _reply_to(self, msg_id: str, timeout: float) -> dict[str, Any]:
+        """The content of the shell reply to request ``msg_id``."""
+        deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
