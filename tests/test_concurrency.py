@@ -193,3 +193,33 @@ async def test_eval_runner_own_pool_is_bounded_by_concurrency(tmp_path, baseline
     assert all(r["correct"] for r in run.rows) and run.ran == 6
     assert run.pool_stats["peak_alive"] <= 3
     assert leaked(baseline, settled_footprint(baseline)) == {}
+
+
+async def test_a_resumed_run_cancelled_between_nodes_gives_its_kernel_back(baseline) -> None:
+    """A run resumed from a checkpoint has no ``prepare``: the episode is read from the
+    input of the nodes it does run."""
+    pool = KernelPool(size=1, max_size=1, recycle="reset")
+    saver = PausingSaver()
+    saver.paused.set()  # the first run is not held
+    graph = create_codevision_graph(width_model(), pool=pool, checkpointer=saver)
+    kernels = graph.codevision_nodes.kernels
+    try:
+        pool.wait_ready(timeout=120)
+        config = {"configurable": {"thread_id": "resumed"}}
+        await graph.ainvoke(episode_inputs(1)[0], config, interrupt_after=["execute"])
+        assert pool.lent_count == 1 and len(kernels) == 1  # kept for the episode's resumption
+        saver.paused.clear()  # the resumed run is held at its next save, between nodes
+        run = asyncio.create_task(graph.ainvoke(None, config, durability="sync"))
+        await asyncio.wait_for(saver.paused.wait(), 60)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        for _ in range(100):
+            if pool.lent_count == 0 and len(kernels) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert pool.lent_count == 0 and len(kernels) == 0
+    finally:
+        saver.hold.set()
+        await pool.aclose()
+    assert leaked(baseline, settled_footprint(baseline)) == {}

@@ -6,8 +6,9 @@ LangGraph commits a step or a checkpointer writes, or stopped by ``KeyboardInter
 node is running then, so nothing would release the kernel until the idle sweep of
 :class:`~.kernels.EpisodeKernels` (15 minutes). :class:`EpisodeReleaser` closes that gap
 from LangGraph's own run events: the graph run reports its error (a cancellation too)
-through ``on_chain_error``, and the handler knows which episode the run opened because the
-``prepare`` node's output names it.
+through ``on_chain_error``, and the handler knows which episode the run holds: the
+``prepare`` node's output names it, and so does the input of every later node (which also
+covers a run resumed from a checkpoint, where ``prepare`` does not run again).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ __all__ = ["EpisodeReleaser"]
 logger = logging.getLogger(__name__)
 
 PREPARE_NODE = "prepare"
+NODES = frozenset({PREPARE_NODE, "model", "execute", "reflect", "force_answer", "finish"})
+"""The graph's node names: their runs' parent is the graph run."""
 
 
 class EpisodeReleaser(BaseCallbackHandler):
@@ -61,10 +64,16 @@ class EpisodeReleaser(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        """Note a ``prepare`` node's run: its output names the episode."""
-        if kwargs.get("name") == PREPARE_NODE and parent_run_id is not None:
-            with self._lock:
+        """Note the episode a node's input names, or a ``prepare`` run (its output will)."""
+        name = kwargs.get("name")
+        if name not in NODES or parent_run_id is None:
+            return
+        episode = inputs.get("episode_id") if isinstance(inputs, dict) else None
+        with self._lock:
+            if name == PREPARE_NODE:
                 self._prepares.add(run_id)
+            elif isinstance(episode, str):
+                self._episodes[parent_run_id] = episode
 
     def on_chain_end(
         self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
