@@ -400,7 +400,7 @@ def test_daemons_die_with_the_session(backend: str) -> None:
     """
     run(session, code)
     members = [int(p) for p in (session.host.cgroup.paths[0] / "cgroup.procs").read_text().split()]
-    assert len(members) >= 4  # supervisor, jail, kernel and the daemons
+    assert len(members) >= 4  # the jail's init, the kernel and the daemons
     session.close()
     deadline = time.monotonic() + 5
     while (alive := [pid for pid in members if _running(pid)]) and time.monotonic() < deadline:
@@ -609,3 +609,36 @@ def test_exploit_prone_system_calls_are_refused(pair) -> None:
     """
     lines = run(attacker, code).split()
     assert lines[1::2] == ["True"] * 8, lines
+
+
+def test_the_whole_jail_runs_in_the_kernels_cgroups(pair) -> None:
+    """The jail's init is moved into the cgroups while it builds its root (not before): the
+    kernel it forks afterwards is born there, and the cgroup namespace, made after the move,
+    shows the kernel's own cgroup as its root."""
+    attacker, _ = pair
+    paths = attacker.host.cgroup.paths
+    assert paths  # pids and memory at least, on this machine
+    # /sys/fs/cgroup/<controller>/codevision/<kernel> (v1), /sys/fs/cgroup/codevision/<kernel>
+    wanted = {(p.parts[4] if len(p.parts) > 6 else ""): "/" + "/".join(p.parts[-2:]) for p in paths}
+
+    def cgroups_of(pid: int) -> dict[str, str]:
+        found = {}
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            found.update({name: path for name in controllers.split(",")})
+        return found
+
+    def tree(pid: int) -> list[int]:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [pid, *(d for child in children for d in tree(int(child)))]
+
+    jail = tree(attacker.host.jail_pid)
+    assert len(jail) >= 2  # the init and the kernel
+    for pid in jail:
+        seen = cgroups_of(pid)
+        assert {c: seen.get(c) for c in wanted} == wanted, pid
+    inside = run(attacker, "print(open('/proc/self/cgroup').read())")
+    for line in inside.split():
+        _, controllers, path = line.split(":", 2)
+        if set(controllers.split(",")) & set(wanted):
+            assert path == "/", inside

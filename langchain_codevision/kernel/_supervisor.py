@@ -84,8 +84,8 @@ def supervise(
             connection = json.load(handle)
         connection["ip"] = f"{JAIL_DIR}/ipc"
         kernel_conn = json.dumps(connection).encode()
-        _join_cgroups(config.get("cgroups", ()))
         if config["backend"] == "bwrap":
+            _join_cgroups(config.get("cgroups", ()), os.getpid())
             return _run_bwrap(config, kernel_conn)
         return _run_namespaces(config, kernel_conn, launch), True
     except Exception as exc:  # report why, for the host's start error
@@ -112,9 +112,15 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
-def _join_cgroups(cgroups: list[str]) -> None:
+def _join_cgroups(cgroups: list[str], pid: int) -> None:
+    """Move process ``pid`` into the kernel's cgroups (its later children are born there).
+
+    The first move waits for an RCU grace period (cgroup v1 takes a global lock for
+    writing; about 6 ms here), so the namespace backend does it while the jail builds its
+    root, not before.
+    """
     for path in cgroups:
-        _write(os.path.join(path, "cgroup.procs"), str(os.getpid()))
+        _write(os.path.join(path, "cgroup.procs"), str(pid))
 
 
 def _drop_privileges(config: dict) -> None:
@@ -268,17 +274,28 @@ def _run_namespaces(config: dict, kernel_conn: bytes, launch: Callable[[dict], N
         sysc.unshare(flags)
     alive_read, alive_write = os.pipe()
     ready_read, ready_write = os.pipe()
+    joined_read, joined_write = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(alive_write)
         os.close(ready_read)
+        os.close(joined_write)
         try:
-            _namespace_child(config, kernel_conn, alive_read, ready_write, launch)
+            _namespace_child(config, kernel_conn, (alive_read, ready_write, joined_read), launch)
         except BaseException as exc:
             _report(config, exc)
         os._exit(EXIT_SETUP_FAILED)
     os.close(alive_read)
     os.close(ready_write)
+    os.close(joined_read)
+    try:  # while the jail's init builds its root; it forks nothing before it is told
+        _join_cgroups(config.get("cgroups", ()), pid)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    os.write(joined_write, b"1")
+    os.close(joined_write)
     if os.read(ready_read, 1) == b"1":
         _publish(os.path.join(config["host_dir"], "jail.pid"), str(pid))
     os.close(ready_read)
@@ -297,17 +314,20 @@ def _map_ids(inner: int, outer_uid: int, outer_gid: int) -> None:
 def _namespace_child(
     config: dict,
     kernel_conn: bytes,
-    alive_fd: int,
-    ready_fd: int,
+    fds: tuple[int, int, int],
     launch: Callable[[dict], None] | None,
 ) -> None:
     """PID 1 of the new PID namespace: build the filesystem, drop everything, start the kernel.
 
-    The kernel, forked as PID 2 once every layer of this process is in force, is ``execve``
-    of ``kernel_argv``, or ``launch(config)`` in that process; this one becomes its init.
+    ``fds`` are pipes from the supervisor: ``alive`` (closed when it dies), ``ready`` (this
+    process says the jail is built) and ``joined`` (it says this process is in the kernel's
+    cgroups, which it moves it into meanwhile). The kernel, forked as PID 2 once every layer
+    of this process is in force, is ``execve`` of ``kernel_argv``, or ``launch(config)`` in
+    that process; this one becomes its init.
     """
+    alive_fd, ready_fd, joined_fd = fds
     namespaces = sysc.CLONE_NEWNS | sysc.CLONE_NEWNET | sysc.CLONE_NEWIPC | sysc.CLONE_NEWUTS
-    sysc.unshare(namespaces | sysc.CLONE_NEWCGROUP)  # its cgroup path shows as "/"
+    sysc.unshare(namespaces)
     sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE)
     owner = (config["uid"], config["gid"]) if os.getuid() == 0 and config.get("uid") else (0, 0)
     # Sources are opened before the new root covers /tmp, so any host path can be shown.
@@ -345,6 +365,10 @@ def _namespace_child(
     sysc.make_readonly("/", recursive=False)
     sysc.make_readonly("/dev", recursive=False)
     sysc.sethostname("codevision")
+    if os.read(joined_fd, 1) != b"1":
+        os._exit(1)  # the supervisor could not move this process into the cgroups
+    os.close(joined_fd)
+    sysc.unshare(sysc.CLONE_NEWCGROUP)  # after the move: its cgroup path shows as "/"
     sysc.drop_bounding_set()
     _drop_privileges(config)
     sysc.prctl(sysc.PR_SET_DUMPABLE, 1)  # a uid change hides /proc/self from its owner
