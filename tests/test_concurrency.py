@@ -103,6 +103,18 @@ class PausingSaver(InMemorySaver):
         return await super().aput(config, checkpoint, metadata, new_versions)
 
 
+async def cancel_and_see_the_kernel_back(run: asyncio.Task, pool: KernelPool, kernels) -> None:
+    """Cancel a graph run held between nodes; its episode's kernel must come back soon."""
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    for _ in range(100):
+        if pool.lent_count == 0 and len(kernels) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert pool.lent_count == 0 and len(kernels) == 0
+
+
 async def test_a_run_cancelled_between_nodes_gives_its_kernel_back(baseline) -> None:
     pool = KernelPool(size=1, max_size=1, recycle="reset")
     saver = PausingSaver()
@@ -114,14 +126,7 @@ async def test_a_run_cancelled_between_nodes_gives_its_kernel_back(baseline) -> 
         run = asyncio.create_task(graph.ainvoke(episode_inputs(1)[0], config, durability="sync"))
         await asyncio.wait_for(saver.paused.wait(), 60)  # the tool call ran, the run waits
         assert pool.lent_count == 1 and len(kernels) == 1
-        run.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await run
-        for _ in range(100):
-            if pool.lent_count == 0 and len(kernels) == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert pool.lent_count == 0 and len(kernels) == 0  # not held for the idle sweep
+        await cancel_and_see_the_kernel_back(run, pool, kernels)  # not held for the idle sweep
         threads = [{"configurable": {"thread_id": f"again-{k}"}} for k in range(2)]
         outs = await graph.abatch(episode_inputs(2), threads)  # the one kernel serves again
         assert [o["answer"] for o in outs] == [expected_answer(k) for k in range(2)]
@@ -211,14 +216,7 @@ async def test_a_resumed_run_cancelled_between_nodes_gives_its_kernel_back(basel
         saver.paused.clear()  # the resumed run is held at its next save, between nodes
         run = asyncio.create_task(graph.ainvoke(None, config, durability="sync"))
         await asyncio.wait_for(saver.paused.wait(), 60)
-        run.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await run
-        for _ in range(100):
-            if pool.lent_count == 0 and len(kernels) == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert pool.lent_count == 0 and len(kernels) == 0
+        await cancel_and_see_the_kernel_back(run, pool, kernels)
     finally:
         saver.hold.set()
         await pool.aclose()

@@ -115,9 +115,9 @@ def _write(path: str, text: str) -> None:
 def _join_cgroups(cgroups: list[str], pid: int) -> None:
     """Move process ``pid`` into the kernel's cgroups (its later children are born there).
 
-    The first move waits for an RCU grace period (cgroup v1 takes a global lock for
-    writing; about 6 ms here), so the namespace backend does it while the jail builds its
-    root, not before.
+    A move takes the kernel's global cgroup lock for writing, and the first one in a while
+    waits for an RCU grace period (about 6 ms on the development machine), so the
+    namespace backend moves the jail's init while the init builds its root, not before.
     """
     for path in cgroups:
         _write(os.path.join(path, "cgroup.procs"), str(pid))
