@@ -290,7 +290,7 @@ def create_codevision_graph(
         checkpointer = image_aware(checkpointer)
     graph = builder.compile(checkpointer=checkpointer, name=name)
     # a run that ends between nodes (cancelled, interrupted) still gives its kernel back
-    releaser = EpisodeReleaser(nodes.kernels)
+    releaser = EpisodeReleaser(nodes.kernels, builder.nodes)
     graph.config = {**(graph.config or {}), "callbacks": [releaser]}
     graph.codevision_nodes = nodes  # for tools and tests: dialect, kernels, executor
     return graph

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -29,8 +30,6 @@ __all__ = ["EpisodeReleaser"]
 logger = logging.getLogger(__name__)
 
 PREPARE_NODE = "prepare"
-NODES = frozenset({PREPARE_NODE, "model", "execute", "reflect", "force_answer", "finish"})
-"""The graph's node names: their runs' parent is the graph run."""
 
 
 class EpisodeReleaser(BaseCallbackHandler):
@@ -38,6 +37,7 @@ class EpisodeReleaser(BaseCallbackHandler):
 
     Args:
         kernels: The graph's episode-to-kernel map.
+        nodes: The graph's node names (their runs' parent is the graph run).
     """
 
     run_inline = True  # called where the event happens: no thread per event
@@ -49,8 +49,9 @@ class EpisodeReleaser(BaseCallbackHandler):
     ignore_retry = True
     ignore_custom_event = True
 
-    def __init__(self, kernels: EpisodeKernels) -> None:
+    def __init__(self, kernels: EpisodeKernels, nodes: Iterable[str]) -> None:
         self.kernels = kernels
+        self.nodes = frozenset(nodes)
         self._prepares: set[UUID] = set()
         self._episodes: dict[UUID, str] = {}  # graph run id -> the episode it opened
         self._lock = threading.Lock()
@@ -66,7 +67,7 @@ class EpisodeReleaser(BaseCallbackHandler):
     ) -> None:
         """Note the episode a node's input names, or a ``prepare`` run (its output will)."""
         name = kwargs.get("name")
-        if name not in NODES or parent_run_id is None:
+        if name not in self.nodes or parent_run_id is None:
             return
         episode = inputs.get("episode_id") if isinstance(inputs, dict) else None
         with self._lock:
