@@ -831,7 +831,7 @@ def grey_channel(pixels: np.ndarray) -> np.ndarray | None:
     A sample of rows is compared first (a colour image fails there, at a fraction of a
     millisecond); only then the whole image, channel by channel.
     """
-    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+    if _pixel_mode(pixels) != "RGB":
         return None
     sample = pixels[::GREY_SAMPLE_STEP]
     if not (
