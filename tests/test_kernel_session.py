@@ -318,10 +318,11 @@ def test_a_reply_met_while_probing_is_kept_for_its_waiter() -> None:
 
         async def probe_then_wait() -> None:
             deadline = time.monotonic() + 10
-            assert await kernel._reply_seen(client.get_shell_msg, probe, deadline, 10, queued)
-            assert queued in kernel._early_replies  # met on the way, kept
-            await kernel._preamble_done(queued)  # taken from what was kept, not waited for
-            assert queued not in kernel._early_replies
+            kept = {queued: None}
+            assert await kernel._reply_seen(client.get_shell_msg, probe, deadline, 10, kept)
+            assert kept[queued] is not None  # met on the way, kept
+            assert kept[queued]["status"] == "ok"
+            await asyncio.wait_for(kernel._preamble_done(queued, kept[queued]), 1)  # no wait
 
         run_sync(probe_then_wait())
         assert kernel.execute("y").text == "42"

@@ -369,7 +369,6 @@ class KernelSession:
         self._lock: asyncio.Lock | None = None
         self._images: dict[str, Image.Image | np.ndarray] = {}
         self._unsent: list[list[str]] = []  # [key, kernel path]: written, not yet loaded
-        self._early_replies: dict[str, dict[str, Any]] = {}  # met while waiting for another
         self._state: dict[str, Any] = {}
         self._finalizer = weakref.finalize(self, _finalize, self._state)
         self._closed = False
@@ -626,31 +625,33 @@ class KernelSession:
         # soon as it has answered, with no round trip back to the host in between.
         probe = self._kc.kernel_info()
         preamble = self._send_preamble()
+        kept: dict[str, Any] = {preamble: None}  # its reply, if a second probe meets it
         try:
-            await self._wait_ready(probe, keep=preamble)
+            await self._wait_ready(probe, kept)
         except RuntimeError as exc:
             detail = self.host.failure_detail() if self.host.jailed else ""
             raise KernelStartError(f"kernel failed to start: {exc} {detail}".strip()) from exc
         lap("kernel_info")
         self.host.read_layers()
         self.isolation = self.host.isolation
-        await self._preamble_done(preamble)
+        await self._preamble_done(preamble, kept[preamble])
         lap("preamble")
         phases["total"] = (mark - began) * 1000
         self.start_phases = phases
 
-    async def _wait_ready(self, msg_id: str, keep: str | None = None) -> None:
+    async def _wait_ready(self, msg_id: str, kept: dict[str, Any] | None = None) -> None:
         """Wait until the kernel answers ``kernel_info`` and its IOPub reaches this client.
 
-        ``msg_id`` is the first request, already sent; the reply to ``keep`` (the preamble,
-        queued behind it) is kept if a second probe's wait meets it. The proof that IOPub is
+        ``msg_id`` is the first request, already sent; replies to the requests in ``kept``
+        (the preamble, queued behind it) that a second probe's wait meets are stored there
+        for their own waiters (see :meth:`_reply_seen`). The proof that IOPub is
         live is a message published for that very request (its ``status``): one sent before
         the subscription took hold is lost, so ask again. jupyter_client's ``wait_for_ready``
         instead waits for IOPub to stay quiet for 0.2 s, on every start.
         """
         deadline = time.monotonic() + self.limits.startup_timeout
         while deadline - time.monotonic() > 0:
-            if not await self._reply_seen(self._kc.get_shell_msg, msg_id, deadline, 1.0, keep):
+            if not await self._reply_seen(self._kc.get_shell_msg, msg_id, deadline, 1.0, kept):
                 msg_id = self._kc.kernel_info()
                 continue
             if await self._reply_seen(self._kc.get_iopub_msg, msg_id, deadline, IOPUB_PROBE_S):
@@ -659,11 +660,17 @@ class KernelSession:
         raise RuntimeError(f"the kernel did not answer in {self.limits.startup_timeout:g} s")
 
     async def _reply_seen(
-        self, get: Any, msg_id: str, deadline: float, wait: float, keep: str | None = None
+        self,
+        get: Any,
+        msg_id: str,
+        deadline: float,
+        wait: float,
+        kept: dict[str, Any] | None = None,
     ) -> bool:
         """Whether ``get`` yields a message for request ``msg_id`` within ``wait`` seconds.
 
-        A reply to request ``keep`` met on the way is kept for whoever waits for it.
+        The reply to a request named in ``kept``, met on the way, is stored there (its
+        content under the request's id) instead of being dropped.
         """
         until = min(deadline, time.monotonic() + wait)
         while (remaining := until - time.monotonic()) > 0:
@@ -676,8 +683,8 @@ class KernelSession:
             parent = msg.get("parent_header", {}).get("msg_id")
             if parent == msg_id:
                 return True
-            if parent == keep and msg.get("msg_type") == "execute_reply":
-                self._early_replies[parent] = msg["content"]
+            if kept is not None and parent in kept and msg.get("msg_type") == "execute_reply":
+                kept[parent] = msg["content"]
         return False
 
     def _read_pixels(self, where: dict[str, Any]) -> np.ndarray:
@@ -738,9 +745,8 @@ class KernelSession:
         )
         return self._kc.execute(code, silent=True, store_history=False, allow_stdin=False)
 
-    async def _preamble_done(self, msg_id: str) -> None:
-        """Wait for the preamble's reply; a failed preamble is a start error."""
-        reply = self._early_replies.pop(msg_id, None)
+    async def _preamble_done(self, msg_id: str, reply: dict[str, Any] | None = None) -> None:
+        """Wait for the preamble's reply (unless it came already); a failure is a start error."""
         if reply is None:
             reply = await self._reply_to(msg_id, self.limits.startup_timeout)
         if reply.get("status") != "ok":
