@@ -7,6 +7,7 @@ what a kernel can reach of it, its death, and what forking saves.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -83,10 +84,28 @@ def fd_links(pid: int) -> list[str]:
     return links
 
 
-def template_socket(pid: int) -> str:
-    """The ``socket:[inode]`` name of the template's control socket (its only socket)."""
-    [control] = [link for link in fd_links(pid) if link.startswith("socket:")]
-    return control
+def template_sockets(pid: int) -> list[str]:
+    """The ``socket:[inode]`` names of the template's sockets: control socket, spare's channel."""
+    return [link for link in fd_links(pid) if link.startswith("socket:")]
+
+
+def spares(template_pid: int, supervisors: set[int] = frozenset()) -> list[psutil.Process]:
+    """The template's live children that supervise no kernel: its spare, waiting."""
+    found = []
+    for child in psutil.Process(template_pid).children():
+        with contextlib.suppress(psutil.Error):
+            if child.pid not in supervisors and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+    return found
+
+
+def one_spare(template_pid: int, supervisors: set[int] = frozenset()) -> psutil.Process:
+    """The template's spare, once it has forked it (right after its last reply)."""
+    deadline = time.monotonic() + 10
+    while not (found := spares(template_pid, supervisors)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(found) == 1, found
+    return found[0]
 
 
 def test_a_forked_kernel_runs_code_with_images_in_and_out() -> None:
@@ -150,7 +169,8 @@ def test_two_forked_kernels_cannot_see_each_others_files_or_processes() -> None:
 def test_the_template_is_out_of_reach_of_its_kernels() -> None:
     with forked() as session:
         tpl = template()
-        control = template_socket(tpl.pid)
+        sockets = template_sockets(tpl.pid)
+        assert len(sockets) == 2  # the control socket and the spare's channel
         code = f"""
             import os, signal
             for sig in (signal.SIGKILL, signal.SIGSTOP, 0):
@@ -170,10 +190,10 @@ def test_the_template_is_out_of_reach_of_its_kernels() -> None:
         """
         lines = run(session, code).splitlines()
         assert lines[:3] == ["ProcessLookupError"] * 3 and lines[3] == "False"
-        assert control not in lines[4] and "pidfd" not in lines[4]
+        assert not [name for name in sockets if name in lines[4]] and "pidfd" not in lines[4]
         for pid in members(session):  # supervisor and jail alike: no descriptor of it
             links = fd_links(pid)
-            assert control not in links and not [x for x in links if "pidfd" in x], links
+            assert not set(sockets) & set(links) and not [x for x in links if "pidfd" in x]
         assert tpl.alive and psutil.Process(tpl.pid).status() != psutil.STATUS_STOPPED
 
 
@@ -193,12 +213,51 @@ def test_the_template_holds_no_thread_secret_or_stray_descriptor(monkeypatch) ->
             for fd, link in links.items()
             if int(fd) > 2 and not link.startswith("anon_inode:[pidfd]")
         )
-        assert len(extra) == 1 and extra[0].startswith("socket:"), links  # the control socket
+        # The control socket and its end of the spare's channel.
+        assert len(extra) == 2 and all(x.startswith("socket:") for x in extra), links
+        spare = one_spare(pid, {session.pid})
+        spare_links = fd_links(spare.pid)
+        assert len(spare_links) == 4, spare_links  # stdio and its channel, nothing else
+        [channel] = [link for link in spare_links if link.startswith("socket:")]
+        assert channel not in extra  # its own end: nothing of the template's or a kernel's
+        spare_environ = Path(f"/proc/{spare.pid}/environ").read_bytes()
+        assert b"host-secret" not in spare_environ
         assert "CODEVISION_TEST_API_KEY" not in run(session, "import os; print(dict(os.environ))")
         # What its imports write below HOME (matplotlib's font cache) stays in its own /run.
         assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
         assert os.listdir(f"/proc/{pid}/root/run") in ([], ["cv"])
         assert not Path("/run/cv").exists()
+
+
+def test_the_next_kernel_is_the_spare_forked_ahead_of_its_request() -> None:
+    with forked() as first:
+        tpl = template()
+        spare = one_spare(tpl.pid, {first.pid})
+        assert spare.cmdline() == psutil.Process(tpl.pid).cmdline()  # a fork, not a new program
+        with forked() as second:
+            assert second.pid == spare.pid  # handed the request: no fork on its path
+            assert second.execute("print(6 * 7)").stdout == "42\n"
+            assert "pid" in second.isolation and second.isolation == first.isolation
+            after = one_spare(tpl.pid, {first.pid, second.pid})  # and the next is waiting
+            assert after.pid not in (spare.pid, first.pid)
+
+
+def test_a_spare_that_dies_is_replaced_and_a_start_never_needs_one() -> None:
+    template().stop()  # a fresh template: its count of lost spares starts at zero
+    with forked() as session:
+        tpl = template()
+        for lost in range(3):  # the template's own child: this test may kill it
+            spare = one_spare(tpl.pid, {session.pid})
+            spare.kill()
+            assert gone(spare.pid)
+            if lost < 2:
+                assert one_spare(tpl.pid, {session.pid}).pid != spare.pid
+        time.sleep(0.2)
+        assert not spares(tpl.pid, {session.pid})  # three lost: it stops forking them ahead
+        with forked() as second:  # forked on the spot, as before
+            assert second.execute("print('still')").stdout == "still\n"
+            assert not spares(tpl.pid, {session.pid, second.pid})
+    template().stop()
 
 
 def test_matplotlib_figures_come_back_from_a_forked_kernel() -> None:
@@ -313,8 +372,10 @@ def test_killing_the_template_kills_its_kernels_and_the_next_request_restarts_it
         tpl = template()
         old_pid, starts = tpl.pid, tpl.starts
         kernel_pids = members(session)
+        spare = one_spare(old_pid, {session.pid})
         os.kill(old_pid, signal.SIGKILL)  # the template is this process's own child
         assert all(gone(pid) for pid in kernel_pids)  # nothing runs on unmanaged
+        assert gone(spare.pid)  # nor does its spare
         out = session.execute("print('after')")
         assert out.restarted and out.stdout == "after\n"
         assert tpl.starts == starts + 1 and tpl.pid != old_pid

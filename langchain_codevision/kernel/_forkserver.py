@@ -3,7 +3,8 @@
 A cold kernel is a new interpreter that imports numpy, PIL, cv2 and its kernel (about half a
 second, and ~40 MiB of private pages each). The template (``_template.py``, one per host
 process, started on first use) has imported them once; each kernel is forked from it, in
-its own jail, and shares those pages copy-on-write.
+its own jail, and shares those pages copy-on-write. The template forks each kernel's
+supervisor ahead of its request (a spare, waiting), so a start does not wait on that fork.
 
 * :class:`Template`: starts the template process, sends it requests over one end of a
   socketpair, restarts it when it has died.

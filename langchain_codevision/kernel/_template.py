@@ -10,16 +10,20 @@ again.
 
 What it holds: no secret (it never reads a request; the forked child does), no thread, no
 ZeroMQ context, and no descriptor but stdio, its control socket (one end of a socketpair:
-no path, no name, nothing a kernel could reach) and the pidfds of its children. It runs in
+no path, no name, nothing a kernel could reach), the pidfds of its children and its end of
+the spare's socketpair (below). It runs in
 its own mount namespace with an empty ``/run``, so nothing it imports writes to the host's.
 Modules that act on the shell that imports them (pyplot and matplotlib's inline backend)
 are not preloaded: each kernel imports those itself.
 
 Each request is one byte and one descriptor (a memfd holding the supervisor configuration of
-one kernel and the path of its connection file). The template forks; the child closes every
-inherited descriptor first, reads the request, and then is exactly the namespaces backend's
-supervisor (``_supervisor.supervise``): it joins the kernel's cgroups, builds the jail (per-
-kernel uid, user/PID/mount/net/IPC/UTS/cgroup namespaces, new root, capability bounding set,
+one kernel and the path of its connection file). The child that serves it is forked ahead
+(the *spare*, :class:`Spare`: right after each reply, so a fork of this big address space,
+about 3 ms, is off the next request's path) and given the memfd; without a spare the
+template forks one on the spot. The child closes every inherited descriptor first, reads the
+request, and then is exactly the namespaces backend's supervisor
+(``_supervisor.supervise``): it joins the kernel's cgroups, builds the jail (per-kernel
+uid, user/PID/mount/net/IPC/UTS/cgroup namespaces, new root, capability bounding set,
 no_new_privs) and forks the jail's init, whose child, the kernel, applies the launcher's
 layers (``_launch.main``: Landlock, seccomp, rlimits, ``layers.json``) and starts the kernel
 (lean, or ipykernel) in process. The template answers with the child's pid and a pidfd of
@@ -91,6 +95,8 @@ PRELOAD = (
 RUNTIME_MODULE = "codevision_kernel_runtime"
 REPLY = struct.Struct("=qd")  # the child's pid, the template's fork time (s)
 MAX_FD = 1 << 20
+MAX_LOST_SPARES = 3
+"""Spares that may die unused before the template stops forking them ahead."""
 
 
 def _private_run() -> None:
@@ -131,8 +137,13 @@ def _preload() -> None:
 
 
 def _child(control: socket.socket, request_fd: int, template_pid: int) -> None:
-    """The forked child: drop what it inherited, then be this kernel's jail supervisor."""
+    """A child forked for a request: drop what it inherited, then be the kernel's supervisor."""
     control.detach()  # its number is closed below; no object may close a reused number later
+    _supervise_request(request_fd, template_pid)
+
+
+def _supervise_request(request_fd: int, template_pid: int) -> None:
+    """Read the request from ``request_fd`` and be this kernel's jail supervisor."""
     if request_fd != 3:
         os.dup2(request_fd, 3)
     os.closerange(4, MAX_FD)  # the control socket and the pidfds of every other kernel
@@ -147,6 +158,67 @@ def _child(control: socket.socket, request_fd: int, template_pid: int) -> None:
     )
     _supervisor._publish(os.path.join(config["host_dir"], "jail.exit"), str(status))
     _supervisor._mirror(status, True)
+
+
+class Spare:
+    """A child forked ahead of the next request: the fork is off that request's path.
+
+    It holds nothing but its end of a socketpair (no path, no name) on which the template
+    hands it the next request's memfd; until then it only waits. The template's end closing
+    (the template gone, or the spare retired) ends it, and so does the template's death
+    (``PR_SET_PDEATHSIG``).
+    """
+
+    def __init__(self, control: socket.socket, template_pid: int) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                control.detach()
+                ours.detach()  # closed below with the rest: no object may close it later
+                _wait_as_spare(theirs.detach(), template_pid)
+            finally:
+                os._exit(_supervisor.EXIT_SETUP_FAILED)
+        theirs.close()
+        self.pid = pid
+        self.channel = ours
+        self.pidfd = os.pidfd_open(pid)
+
+    def hand(self, request_fd: int) -> bool:
+        """Give the spare a request (it becomes that kernel's supervisor); False if it is gone."""
+        try:
+            socket.send_fds(self.channel, [b"F"], [request_fd])
+            return True
+        except OSError:
+            return False
+        finally:
+            self.channel.close()
+
+    def retire(self) -> None:
+        """Close the channel (the spare exits) and reap it."""
+        self.channel.close()
+        os.waitpid(self.pid, 0)
+        os.close(self.pidfd)
+
+
+def _wait_as_spare(channel_fd: int, template_pid: int) -> None:
+    """The spare's side: drop what it inherited, wait for a request, then supervise it."""
+    sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != template_pid:
+        os._exit(1)
+    if channel_fd != 3:
+        os.dup2(channel_fd, 3)
+    os.closerange(4, MAX_FD)  # the control socket and the pidfds of every other kernel
+    channel = socket.socket(fileno=3)
+    try:
+        message, fds, _, _ = socket.recv_fds(channel, 16, 1)
+    except OSError:
+        os._exit(0)
+    channel.detach()
+    os.close(3)
+    if message != b"F" or len(fds) != 1:
+        os._exit(0)  # the template retired this spare
+    _supervise_request(fds[0], template_pid)
 
 
 def _start_kernel(config: dict) -> None:
@@ -170,44 +242,83 @@ def _start_kernel(config: dict) -> None:
     os._exit(0)
 
 
-def _serve(control: socket.socket) -> None:
-    template_pid = os.getpid()
-    children: dict[int, int] = {}  # pidfd -> pid, reaped once the pidfd says it exited
-    poller = select.poll()
-    poller.register(control.fileno(), select.POLLIN)
-    while True:
-        for fd, _ in poller.poll():
-            if fd in children:
-                poller.unregister(fd)
-                os.waitpid(children.pop(fd), 0)
-                os.close(fd)
-                continue
+class _Server:
+    """The template's loop: fork (or hand to the spare) per request, reap what exits."""
+
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.template_pid = os.getpid()
+        self.children: dict[int, int] = {}  # pidfd -> pid, reaped once its pidfd fires
+        self.poller = select.poll()
+        self.poller.register(control.fileno(), select.POLLIN)
+        self.spare: Spare | None = None
+        self.lost_spares = 0
+
+    def serve(self) -> None:
+        """Until the host goes away (its end of the control socket closes)."""
+        try:
+            while True:
+                if self.spare is None and self.lost_spares < MAX_LOST_SPARES:
+                    self.spare = Spare(self.control, self.template_pid)  # after each reply
+                    self.poller.register(self.spare.pidfd, select.POLLIN)
+                for fd, _ in self.poller.poll():
+                    if fd != self.control.fileno():
+                        self._reap(fd)
+                    elif not self._answer():
+                        return
+        finally:
+            if self.spare is not None:
+                self.spare.channel.close()  # it exits; the template is on its way out too
+
+    def _reap(self, pidfd: int) -> None:
+        self.poller.unregister(pidfd)
+        if self.spare is not None and pidfd == self.spare.pidfd:  # it died unused
+            self.spare.retire()
+            self.spare = None
+            self.lost_spares += 1
+            return
+        os.waitpid(self.children.pop(pidfd), 0)
+        os.close(pidfd)
+
+    def _answer(self) -> bool:
+        """Serve one request; False once the host is gone."""
+        try:
+            message, fds, _, _ = socket.recv_fds(self.control, 16, 1)
+        except OSError:
+            return False
+        if not message:
+            return False
+        if message != b"F" or len(fds) != 1:
+            for extra in fds:
+                os.close(extra)
+            return True
+        started = time.perf_counter()
+        pid, pidfd = self._supervisor_for(fds[0])
+        os.close(fds[0])
+        self.children[pidfd] = pid
+        reply = REPLY.pack(pid, time.perf_counter() - started)
+        try:
+            socket.send_fds(self.control, [reply], [pidfd])
+        except OSError:
+            return False
+        return True
+
+    def _supervisor_for(self, request_fd: int) -> tuple[int, int]:
+        """The pid and pidfd of the child that supervises this request: the spare if any."""
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            if spare.hand(request_fd):
+                return spare.pid, spare.pidfd
+            self.children[spare.pidfd] = spare.pid  # it died meanwhile: reaped as a child
+        pid = os.fork()
+        if pid == 0:
             try:
-                message, fds, _, _ = socket.recv_fds(control, 16, 1)
-            except OSError:
-                return
-            if not message:
-                return  # the host is gone
-            if message != b"F" or len(fds) != 1:
-                for extra in fds:
-                    os.close(extra)
-                continue
-            started = time.perf_counter()
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    _child(control, fds[0], template_pid)
-                finally:
-                    os._exit(_supervisor.EXIT_SETUP_FAILED)
-            os.close(fds[0])
-            pidfd = os.pidfd_open(pid)
-            children[pidfd] = pid
-            poller.register(pidfd, select.POLLIN)
-            reply = REPLY.pack(pid, time.perf_counter() - started)
-            try:
-                socket.send_fds(control, [reply], [pidfd])
-            except OSError:
-                return
+                _child(self.control, request_fd, self.template_pid)
+            finally:
+                os._exit(_supervisor.EXIT_SETUP_FAILED)
+        pidfd = os.pidfd_open(pid)
+        self.poller.register(pidfd, select.POLLIN)
+        return pid, pidfd
 
 
 def main() -> None:
@@ -224,7 +335,7 @@ def main() -> None:
         del sys.path[0]  # the kernels must not see this folder first on their path
     gc.collect()
     gc.freeze()  # the preloaded heap stays shared: no collection writes to its pages
-    _serve(control)
+    _Server(control).serve()
 
 
 if __name__ == "__main__":
