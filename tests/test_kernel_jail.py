@@ -642,3 +642,55 @@ def test_the_whole_jail_runs_in_the_kernels_cgroups(pair) -> None:
         _, controllers, path = line.split(":", 2)
         if set(controllers.split(",")) & set(wanted):
             assert path == "/", inside
+
+
+MOVE_ITSELF = """
+import json, os, sys, threading
+import _supervisor
+paths = json.loads(sys.argv[1])
+def where(tid):
+    fields = [line.split(":", 2) for line in open(f"/proc/self/task/{tid}/cgroup")]
+    return sorted(path.strip() for _, kind, path in fields if kind in ("pids", "memory"))
+if sys.argv[2] == "threads":
+    stop = threading.Event()
+    threading.Thread(target=stop.wait, daemon=True).start()
+rest = _supervisor._enter_cgroups(paths)
+moved = {tid: where(tid) for tid in os.listdir("/proc/self/task")}
+_supervisor._join_cgroups(rest, os.getpid())
+print(json.dumps({"rest": rest, "moved": moved,
+                  "after": {tid: where(tid) for tid in os.listdir("/proc/self/task")}}))
+"""
+
+
+@pytest.mark.parametrize("threads", ["one", "threads"])
+def test_a_process_moves_itself_into_v1_cgroups_only_with_one_thread(threads: str) -> None:
+    """The jail's init enters the v1 hierarchies by their ``tasks`` file (no global lock):
+    that moves the writing thread alone, so a process with more threads is moved by pid."""
+    from langchain_codevision.kernel.cgroups import KernelCgroup
+
+    group = KernelCgroup.create(f"move-test-{os.getpid()}", max_processes=64, memory_bytes=None)
+    try:
+        paths = [str(path) for path in group.paths]
+        if not [p for p in paths if os.path.exists(os.path.join(p, "tasks"))]:
+            pytest.skip("cgroup v2 only: nothing moves itself by its tasks file")
+        v1 = sorted(p for p in paths if "/pids/" in p or "/memory/" in p)
+        done = subprocess.run(
+            [sys.executable, "-c", MOVE_ITSELF, json.dumps(paths), threads],
+            cwd=KERNEL_LIB,
+            env={**os.environ, "PYTHONPATH": str(KERNEL_LIB)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        out = json.loads(done.stdout)
+        wanted = sorted("/" + "/".join(Path(p).parts[-2:]) for p in v1)
+        assert all(seen == wanted for seen in out["after"].values()), out  # every thread
+        if threads == "one":
+            assert out["rest"] == []  # pids and memory: both v1 hierarchies
+            assert all(seen == wanted for seen in out["moved"].values())
+        else:
+            assert sorted(out["rest"]) == sorted(paths)  # not moved by thread: by pid
+            assert len(out["moved"]) == 2 and all(seen != wanted for seen in out["moved"].values())
+    finally:
+        group.remove()

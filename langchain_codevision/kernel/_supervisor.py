@@ -85,7 +85,7 @@ def supervise(
         connection["ip"] = f"{JAIL_DIR}/ipc"
         kernel_conn = json.dumps(connection).encode()
         if config["backend"] == "bwrap":
-            _join_cgroups(config.get("cgroups", ()), os.getpid())
+            _join_cgroups(_enter_cgroups(config.get("cgroups", [])), os.getpid())
             return _run_bwrap(config, kernel_conn)
         return _run_namespaces(config, kernel_conn, launch), True
     except Exception as exc:  # report why, for the host's start error
@@ -115,12 +115,34 @@ def _write(path: str, text: str) -> None:
 def _join_cgroups(cgroups: list[str], pid: int) -> None:
     """Move process ``pid`` into the kernel's cgroups (its later children are born there).
 
-    A move takes the kernel's global cgroup lock for writing, and the first one in a while
-    waits for an RCU grace period (about 6 ms on the development machine), so the
-    namespace backend moves the jail's init while the init builds its root, not before.
+    A move by pid takes the kernel's global cgroup lock for writing, and the first one in a
+    while waits for an RCU grace period (5-11 ms on the development machine), so the
+    namespace backend has the jail's init move itself where it can (:func:`_enter_cgroups`)
+    and moves it by pid only into the rest, while the init builds its root.
     """
     for path in cgroups:
         _write(os.path.join(path, "cgroup.procs"), str(pid))
+
+
+def _self_movable(cgroups: list[str]) -> list[str]:
+    """The cgroup v1 hierarchies among ``cgroups``: a process may move itself by ``tasks``."""
+    return [path for path in cgroups if os.path.exists(os.path.join(path, "tasks"))]
+
+
+def _enter_cgroups(cgroups: list[str]) -> list[str]:
+    """Move this process into the v1 hierarchies of ``cgroups`` itself; return the others.
+
+    Writing "0" to a v1 hierarchy's ``tasks`` file moves the writing thread alone, and that
+    move skips the global lock that :func:`_join_cgroups` waits on (about 0.5 ms for three
+    hierarchies here, against 7.5 ms by pid). A process with one thread moves whole that
+    way; one with more (never the jail's init, a fresh fork) is moved by pid instead.
+    """
+    if len(os.listdir("/proc/self/task")) != 1:
+        return list(cgroups)
+    own = _self_movable(cgroups)
+    for path in own:
+        _write(os.path.join(path, "tasks"), "0")
+    return [path for path in cgroups if path not in own]
 
 
 def _drop_privileges(config: dict) -> None:
@@ -288,8 +310,10 @@ def _run_namespaces(config: dict, kernel_conn: bytes, launch: Callable[[dict], N
     os.close(alive_read)
     os.close(ready_write)
     os.close(joined_read)
+    cgroups = config.get("cgroups", [])
+    own = _self_movable(cgroups)  # the init enters these itself (see _enter_cgroups)
     try:  # while the jail's init builds its root; it forks nothing before it is told
-        _join_cgroups(config.get("cgroups", ()), pid)
+        _join_cgroups([path for path in cgroups if path not in own], pid)
     except BaseException:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -320,12 +344,15 @@ def _namespace_child(
     """PID 1 of the new PID namespace: build the filesystem, drop everything, start the kernel.
 
     ``fds`` are pipes from the supervisor: ``alive`` (closed when it dies), ``ready`` (this
-    process says the jail is built) and ``joined`` (it says this process is in the kernel's
-    cgroups, which it moves it into meanwhile). The kernel, forked as PID 2 once every layer
+    process says the jail is built) and ``joined`` (it says it has moved this process into
+    the kernel's cgroups this process cannot enter itself: v2's, meanwhile; the v1
+    hierarchies it enters first thing). The kernel, forked as PID 2 once every layer
     of this process is in force, is ``execve`` of ``kernel_argv``, or ``launch(config)`` in
     that process; this one becomes its init.
     """
     alive_fd, ready_fd, joined_fd = fds
+    if _enter_cgroups(_self_movable(config.get("cgroups", []))):  # v1: by itself
+        raise RuntimeError("the jail's init has more than one thread")  # never: a fresh fork
     namespaces = sysc.CLONE_NEWNS | sysc.CLONE_NEWNET | sysc.CLONE_NEWIPC | sysc.CLONE_NEWUTS
     sysc.unshare(namespaces)
     sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE)
