@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import textwrap
 import time
@@ -258,6 +259,28 @@ def test_a_spare_that_dies_is_replaced_and_a_start_never_needs_one() -> None:
             assert second.execute("print('still')").stdout == "still\n"
             assert not spares(tpl.pid, {session.pid, second.pid})
     template().stop()
+
+
+def test_each_shell_forks_from_its_own_template_and_the_lean_one_holds_no_ipython() -> None:
+    with forked() as lean, forked(shell="ipython") as ipython:
+        lean_template, ipython_template = template(), template(shell="ipython")
+        assert lean_template.pid != ipython_template.pid
+        parents = {psutil.Process(s.pid).ppid() for s in (lean, ipython)}
+        assert parents == {lean_template.pid, ipython_template.pid}
+        lean_maps = Path(f"/proc/{lean_template.pid}/maps").read_text()
+        assert "cv2" in lean_maps and "zmq" in lean_maps  # what every kernel uses, preloaded
+        heap = {  # anonymous memory resident (shared with the kernels forked from it or not)
+            t.pid: int(re.search(r"RssAnon:\s+(\d+)", Path(f"/proc/{t.pid}/status").read_text())[1])
+            / 1024
+            for t in (lean_template, ipython_template)
+        }
+        assert heap[lean_template.pid] < heap[ipython_template.pid] - 10, heap
+        code = "import sys; print([m for m in ('IPython', 'ipykernel') if m in sys.modules])"
+        assert run(lean, code) == "[]\n"
+        assert ipython.execute("get_ipython().__class__.__name__").text == "'ZMQInteractiveShell'"
+        # IPython's display still reaches the lean kernel's output when code imports it.
+        out = lean.execute("import IPython.display as d; d.display({'text/plain': 'hi'}, raw=True)")
+        assert out.ok and out.outputs == [{"text/plain": "hi"}]
 
 
 def test_matplotlib_figures_come_back_from_a_forked_kernel() -> None:

@@ -45,7 +45,7 @@ TEMPLATE = KERNEL_LIB / "_template.py"
 REPLY_SIZE = 16  # _template.REPLY: pid (int64), fork time (double)
 
 _lock = threading.Lock()
-_templates: dict[str, Template] = {}
+_templates: dict[tuple[str, str], Template] = {}
 
 
 def template_env() -> dict[str, str]:
@@ -111,8 +111,11 @@ class ForkedProcess:
 class Template:
     """One template process (see the module docstring); thread-safe."""
 
-    def __init__(self, python: str | None = None, *, quiet: bool = True) -> None:
+    def __init__(
+        self, python: str | None = None, *, shell: str = "lean", quiet: bool = True
+    ) -> None:
         self.python = python or sys.executable
+        self.shell = shell
         self.quiet = quiet
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -146,7 +149,7 @@ class Template:
         host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = template_env()
         env["CODEVISION_TEMPLATE"] = json.dumps(
-            {"parent_pid": os.getpid(), "control_fd": child.fileno()}
+            {"parent_pid": os.getpid(), "control_fd": child.fileno(), "shell": self.shell}
         )
         output = subprocess.DEVNULL if self.quiet else None
         try:
@@ -226,13 +229,17 @@ class Template:
             self._stop()
 
 
-def template(python: str | None = None) -> Template:
-    """This host process's template for ``python`` (made on first use, not started)."""
-    key = python or sys.executable
+def template(python: str | None = None, shell: str = "lean") -> Template:
+    """This host process's template for ``python`` and ``shell`` (made on first use, not started).
+
+    There is one per kernel shell: the lean kernel's preloads no IPython, so it is a third
+    smaller and its forks are cheaper.
+    """
+    key = (python or sys.executable, shell)
     with _lock:
         if key not in _templates:
             quiet = os.environ.get("CODEVISION_KERNEL_DEBUG") != "1"
-            _templates[key] = Template(key, quiet=quiet)
+            _templates[key] = Template(key[0], shell=shell, quiet=quiet)
         return _templates[key]
 
 
@@ -255,7 +262,8 @@ class ForkProvisioner(LocalProvisioner):
         """Ask the template for a kernel; the answer holds its supervisor's pidfd."""
         config = json.loads(kwargs["env"]["CODEVISION_JAIL"])
         request = {"config": config, "connection_file": cmd[-1]}
-        chosen = self.template or template()
+        shell = json.loads(config["kernel_env"]["CODEVISION_KERNEL_CONFIG"]).get("shell")
+        chosen = self.template or template(shell=shell or "lean")
         timeout = float(getattr(self.parent, "startup_timeout", 60.0))
         for attempt in (1, 2):
             chosen.start()  # on this (the kernel I/O) thread, which outlives every kernel
