@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
+import os
 import threading
 import time
 
@@ -12,11 +14,12 @@ import pytest
 from langchain_core.messages import BaseMessage, SystemMessage
 
 from langchain_codevision.data.sources import make_sample
-from langchain_codevision.eval._episodes import NO_TOOL_SYSTEM_PROMPT
+from langchain_codevision.eval._episodes import ARMS, NO_TOOL_SYSTEM_PROMPT
 from langchain_codevision.eval.cli import add_eval_parser, run_eval
 from langchain_codevision.eval.datasets import EvalItem
 from langchain_codevision.eval.runner import RESULTS_FILE, aevaluate, evaluate, read_results
 from langchain_codevision.kernel import KernelPool
+from tests.eval_policies import marking_model
 from tests.scripted_model import ScriptedChatModel, text_call
 
 SAMPLES = [make_sample("sign_text", k) for k in range(4)]
@@ -204,6 +207,28 @@ def test_cli_hook_runs_the_offline_model(tmp_path, capsys):
         assert (tmp_path / "out" / name).exists()
 
 
+def test_cli_eval_in_two_worker_processes(tmp_path, capsys):
+    lines = []
+    for k, angle in enumerate((0, 90, 180)):
+        make_sample("read_line", k).image.rotate(angle, expand=True).save(tmp_path / f"{k}.png")
+        item = {"id": f"p{k}", "image": f"{k}.png", "question": "Which rotation was applied?"}
+        lines.append(json.dumps({**item, "answer": f"rotate_{(360 - angle) % 360}"}))
+    (tmp_path / "set.jsonl").write_text("\n".join(lines) + "\n")
+    parser = argparse.ArgumentParser()
+    add_eval_parser(parser.add_subparsers())
+    scores = {}
+    for processes in ("1", "2"):
+        out = tmp_path / f"out{processes}"
+        argv = ["eval", str(tmp_path / "set.jsonl"), "--model", "offline", "--out", str(out)]
+        args = parser.parse_args([*argv, "--processes", processes, "--no-progress"])
+        assert args.func(args) in (0, 1)
+        printed = capsys.readouterr().out
+        scores[processes] = [line for line in printed.splitlines() if line.startswith("tool")]
+        rows = [json.loads(line) for line in (out / RESULTS_FILE).read_text().splitlines()]
+        assert len(rows) == 6 and all(row["status"] == "ok" for row in rows)
+    assert scores["2"] == scores["1"] and scores["1"][0].startswith("tool: ")
+
+
 def test_progress_bar_shows_running_accuracy(tmp_path, capsys):
     evaluate(items_named(), policy(), tmp_path, arms=["no_tool"], progress=True)
     err = capsys.readouterr().err
@@ -265,3 +290,71 @@ def test_rate_limit_spaces_requests(tmp_path):
         write_outputs=False,
     )
     assert run.ran == 4 and time.perf_counter() - start >= 0.6
+
+
+def marks_of(folder) -> set[int]:
+    return {int(path.name) for path in folder.iterdir()}
+
+
+def outcome(rows) -> list[tuple]:
+    return [(r["id"], r["arm"], r["status"], r["correct"], r["prediction"]) for r in rows]
+
+
+def test_worker_processes_give_the_rows_of_one_process(tmp_path):
+    truths = {item.id: item.truth for item in ITEMS}
+    one_marks, two_marks = tmp_path / "marks1", tmp_path / "marks2"
+    one_marks.mkdir(), two_marks.mkdir()
+    one = evaluate(
+        items_named(), marking_model(truths, str(one_marks)), tmp_path / "one", progress=False
+    )
+    factory = functools.partial(marking_model, truths, str(two_marks))  # built in each worker
+    two = evaluate(
+        items_named(), factory, tmp_path / "two", processes=2, concurrency=2, progress=False
+    )
+    assert outcome(two.rows) == outcome(one.rows)  # the same rows, in the items' order
+
+    def scores(run) -> dict:
+        return {arm: (e["correct"], e["n"], e["by_rule"]) for arm, e in run.summary["arms"].items()}
+
+    assert scores(two) == scores(one) and two.ran == 8
+    assert marks_of(one_marks) == {os.getpid()}
+    workers = marks_of(two_marks)
+    assert len(workers) == 2 and os.getpid() not in workers  # the episodes ran over there
+    lines = (tmp_path / "two" / RESULTS_FILE).read_text().splitlines()
+    assert len(lines) == 8 and all(json.loads(line)["status"] == "ok" for line in lines)
+    assert two.pool_stats["started"] >= 2  # a kernel pool in each worker, counters summed
+    again = evaluate(items_named(), factory, tmp_path / "two", processes=2, progress=False)
+    assert (again.ran, again.skipped) == (0, 8)
+
+
+def test_a_worker_that_dies_fails_only_its_unfinished_items(tmp_path):
+    truths = {item.id: item.truth for item in ITEMS}
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    crashing = marking_model(truths, str(marks), crash=("sign2",))
+    run = evaluate(items_named(), crashing, tmp_path / "out", processes=2, progress=False)
+    status = {(r["id"], r["arm"]): r for r in run.rows}
+    assert len(status) == 8
+    failed = {key for key, row in status.items() if row["status"] == "failed"}
+    assert ("sign2", "tool") in failed or ("sign2", "no_tool") in failed
+    # Items go round-robin: the worker of sign0 and sign2 died; the other one finished.
+    assert {key[0] for key in failed} <= {"sign0", "sign2"}
+    assert all(status[(i, a)]["status"] == "ok" for i in ("sign1", "sign3") for a in ARMS)
+    assert all("died (exit code 3)" in status[key]["error"] for key in failed)
+    healed = evaluate(
+        items_named(),
+        marking_model(truths, str(marks)),
+        tmp_path / "out",
+        processes=2,
+        progress=False,
+    )
+    assert healed.ran == len(failed) and all(r["status"] == "ok" for r in healed.rows)
+
+
+def test_worker_processes_refuse_what_they_cannot_be_given(tmp_path, pool):
+    with pytest.raises(ValueError, match=r"functools\.partial"):  # a closure: not picklable
+        evaluate(items_named(), policy(), tmp_path, processes=2, progress=False)
+    with pytest.raises(ValueError, match="pool"):
+        evaluate(items_named(), policy(), tmp_path, processes=2, pool=pool, progress=False)
+    with pytest.raises(ValueError, match="at least 1"):
+        evaluate(items_named(), policy(), tmp_path, processes=0, progress=False)

@@ -7,6 +7,7 @@ Add it to the main parser with :func:`add_eval_parser`; the sub-command runs
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,12 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--format", choices=FORMATS, default=None, help="skip detection")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
     parser.add_argument("--concurrency", type=int, default=2, help="episodes at once")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="worker processes, each with its own model and kernels (host work on more cores)",
+    )
     parser.add_argument(
         "--profile",
         default="default",
@@ -61,13 +68,17 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.transforms:
         items = transformed_variants(items)
     model = load_chat_model(args.model, base_url=args.base_url, load=True)
+    given = model  # worker processes each build their own, from the same spec
+    if args.processes > 1:
+        given = functools.partial(load_chat_model, args.model, base_url=args.base_url, load=True)
     run = evaluate(
         items,
-        model,
+        given,
         args.out,
         arms=[a.strip() for a in args.arms.split(",") if a.strip()],
         profile=args.profile,
         concurrency=args.concurrency,
+        processes=args.processes,
         limit=args.limit,
         time_limit_s=args.time_limit,
         retries=args.retries,

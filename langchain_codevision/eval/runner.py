@@ -3,10 +3,12 @@
 * Each item runs in each arm (``"tool"``: :func:`create_codevision_graph` with kernels from
   one :class:`~langchain_codevision.kernel.KernelPool`; ``"no_tool"``: the same model, the
   same question layout, a prompt without the tool).
-* Episodes run concurrently, at most ``concurrency`` at once (an asyncio semaphore). The
-  runner's own pool is bounded: never more kernels alive than episodes at once (or
-  ``max_kernels``); a pool passed in keeps its own bound, and episodes beyond it wait
-  for a kernel (back-pressure) instead of starting more.
+* Episodes run concurrently, at most ``concurrency`` at once (an asyncio semaphore), in this
+  process or shared out over ``processes`` worker processes (:mod:`._workers`: the host-
+  side work of episodes then runs on more than one core; rows are still written here, by
+  one writer). The runner's own pool is bounded: never more kernels alive than episodes at
+  once (or ``max_kernels``); a pool passed in keeps its own bound, and episodes beyond it
+  wait for a kernel (back-pressure) instead of starting more.
 * Results are appended to ``results.jsonl`` as each one finishes (flushed and synced), so an
   interrupted run loses nothing and a rerun skips every finished item; failed items are
   recorded with their error and retried by the next run.
@@ -28,7 +30,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,16 @@ from langchain_codevision.eval.datasets import EvalItem
 from langchain_codevision.kernel import KernelPool
 from langchain_codevision.protocol import get_profile
 
-__all__ = ["RESULTS_FILE", "EvalRun", "aevaluate", "evaluate", "read_results"]
+__all__ = [
+    "RESULTS_FILE",
+    "EvalRun",
+    "RunSettings",
+    "aevaluate",
+    "evaluate",
+    "failed_row",
+    "read_results",
+    "run_items",
+]
 
 RESULTS_FILE = "results.jsonl"
 """The results file under the output folder."""
@@ -137,7 +148,8 @@ def _model_name(model: BaseChatModel) -> str:
     )
 
 
-def _failed_row(item: EvalItem, arm: str, error: str, attempts: int) -> dict[str, Any]:
+def failed_row(item: EvalItem, arm: str, error: str, attempts: int) -> dict[str, Any]:
+    """The row of an item that did not finish (``error`` says why); a rerun retries it."""
     return {
         "key": row_key(item.id, arm),
         "id": item.id,
@@ -160,14 +172,103 @@ def _failed_row(item: EvalItem, arm: str, error: str, attempts: int) -> dict[str
     }
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How each episode of a run is run: what a worker process needs besides its items."""
+
+    out_dir: Path
+    model_name: str
+    profile: str = "default"
+    arms: tuple[str, ...] = ARMS
+    concurrency: int = 2
+    max_kernels: int | None = None
+    time_limit_s: float | None = 300.0
+    retries: int = 2
+    backoff_s: float = 1.0
+    requests_per_second: float | None = None
+    judge: Any = None
+    graph_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+async def run_items(
+    todo: Sequence[tuple[EvalItem, str]],
+    model: BaseChatModel,
+    settings: RunSettings,
+    emit: Callable[[dict[str, Any]], None],
+    pool: KernelPool | None = None,
+) -> dict[str, int]:
+    """Run ``todo`` in this process, ``emit`` each row as it finishes; the pool's counters.
+
+    Without ``pool``, kernels come from a pool of at most ``max_kernels`` (default:
+    ``concurrency``), closed at the end.
+    """
+    from langchain_codevision.loop.graph import create_codevision_graph
+
+    profile = get_profile(settings.profile)
+    own_pool = pool is None and "tool" in settings.arms and bool(todo)
+    bound = max(1, settings.max_kernels or settings.concurrency)
+    kernels = KernelPool(size=bound, max_size=bound) if own_pool else pool
+    graph = None
+    if "tool" in settings.arms:
+        graph = create_codevision_graph(
+            model, profile=profile, pool=kernels, **settings.graph_kwargs
+        )
+    limiter = None
+    if settings.requests_per_second:
+        from langchain_core.rate_limiters import InMemoryRateLimiter
+
+        limiter = InMemoryRateLimiter(
+            requests_per_second=settings.requests_per_second, check_every_n_seconds=0.05
+        )
+    gate = asyncio.Semaphore(max(1, settings.concurrency))
+    out, name, judge = settings.out_dir, settings.model_name, settings.judge
+
+    async def attempt(item: EvalItem, arm: str) -> dict[str, Any]:
+        if arm == "tool":
+            state = await graph.ainvoke({"image": item.images, "question": item.question})
+            return tool_row(item, state, out, name, judge)
+        return await run_no_tool(model, item, profile, out, name, judge)
+
+    async def one(item: EvalItem, arm: str) -> None:
+        async with gate:
+            start = time.perf_counter()
+            error, tries = "", 0
+            for tries in range(1, settings.retries + 2):
+                if limiter is not None:
+                    await limiter.aacquire()
+                try:
+                    row = await asyncio.wait_for(attempt(item, arm), settings.time_limit_s)
+                    row.update(attempts=tries, seconds=round(time.perf_counter() - start, 4))
+                    break
+                except asyncio.TimeoutError:
+                    error = f"time limit of {settings.time_limit_s} s reached"
+                    row = failed_row(item, arm, error, tries)
+                    break
+                except Exception as exc:  # one item never stops the run
+                    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    row = failed_row(item, arm, error, tries)
+                    if tries <= settings.retries:
+                        await asyncio.sleep(settings.backoff_s * 2 ** (tries - 1))
+            row.setdefault("seconds", round(time.perf_counter() - start, 4))
+            emit(row)
+
+    try:
+        await asyncio.gather(*(one(item, arm) for item, arm in todo))
+    finally:
+        if own_pool and kernels is not None:
+            await kernels.aclose()
+    return dict(kernels.stats) if kernels is not None else {}
+
+
 async def aevaluate(
     items: Sequence[EvalItem],
-    model: BaseChatModel,
+    model: BaseChatModel | Callable[[], BaseChatModel],
     out_dir: str | Path,
     *,
     arms: Sequence[str] = ARMS,
     profile: str = "default",
     concurrency: int = 2,
+    processes: int = 1,
     limit: int | None = None,
     time_limit_s: float | None = 300.0,
     retries: int = 2,
@@ -184,20 +285,28 @@ async def aevaluate(
 
     Args:
         items: The items (see :mod:`langchain_codevision.eval.datasets`).
-        model: Any LangChain chat model.
+        model: Any LangChain chat model, or a function of no arguments that builds one
+            (what ``processes`` needs for a model that cannot be pickled, such as an API
+            client: ``functools.partial(ChatOpenAI, model=..., base_url=...)``).
         out_dir: Where ``results.jsonl`` and the report go (created).
         arms: ``"tool"`` and/or ``"no_tool"``.
         profile: The protocol profile of both arms (``"default"`` or ``"release"``).
-        concurrency: Most episodes at once.
+        concurrency: Most episodes at once (over all processes).
+        processes: Worker processes (see :mod:`langchain_codevision.eval._workers`): each
+            runs its share of the items with its own model, graph and kernel pool, so the
+            host-side work of episodes runs on more than one core; this process writes
+            every row and the report. Worker processes are spawned: a script that calls
+            this must guard its top level with ``if __name__ == "__main__":``.
         limit: Only the first ``limit`` items.
         time_limit_s: Seconds per attempt (``None``: no limit); a timed-out attempt fails
             the item without retry.
         retries: Extra attempts after an exception.
         backoff_s: Wait before the first retry; doubled for each later one.
-        requests_per_second: Space item starts this far apart (API rate limits).
+        requests_per_second: Space item starts this far apart (API rate limits; shared
+            evenly by the processes).
         judge: Passed to :func:`~langchain_codevision.eval.scoring.score_item`.
         pool: Kernel pool for the tool arm (default: one of at most ``max_kernels`` kernels,
-            closed at the end).
+            closed at the end); only with one process.
         max_kernels: Most kernels alive at once in the runner's own pool (default:
             ``concurrency``; fewer makes episodes queue for a kernel).
         progress: Show the progress bar.
@@ -206,12 +315,19 @@ async def aevaluate(
 
     Returns:
         An :class:`EvalRun`.
-    """
-    from langchain_codevision.loop.graph import create_codevision_graph
 
+    Raises:
+        ValueError: An unknown arm, ``processes`` below 1, a ``pool`` with more than one
+            process, or a model (or judge) that worker processes cannot be given.
+    """
     unknown = set(arms) - set(ARMS)
     if unknown:
         raise ValueError(f"unknown arm(s) {sorted(unknown)}; use {', '.join(ARMS)}")
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
+    if processes > 1 and pool is not None:
+        raise ValueError("a kernel pool cannot be shared by worker processes; drop pool=")
+    built = model if isinstance(model, BaseChatModel) else model()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / RESULTS_FILE
@@ -224,78 +340,53 @@ async def aevaluate(
         if done.get(row_key(item.id, arm), {}).get("status") != "ok"
     ]
     skipped = len(chosen) * len(arms) - len(todo)
-    chosen_profile = get_profile(profile)
-    own_pool = pool is None and "tool" in arms and bool(todo)
-    bound = max(1, max_kernels or concurrency)
-    kernels = KernelPool(size=bound, max_size=bound) if own_pool else pool
-    graph = None
-    if "tool" in arms:
-        graph = create_codevision_graph(
-            model, profile=chosen_profile, pool=kernels, **(graph_kwargs or {})
-        )
-    limiter = None
-    if requests_per_second:
-        from langchain_core.rate_limiters import InMemoryRateLimiter
-
-        limiter = InMemoryRateLimiter(
-            requests_per_second=requests_per_second, check_every_n_seconds=0.05
-        )
-    name = _model_name(model)
-    gate = asyncio.Semaphore(max(1, concurrency))
+    get_profile(profile)  # an unknown profile fails here, before any episode
+    settings = RunSettings(
+        out_dir=out,
+        model_name=_model_name(built),
+        profile=profile,
+        arms=tuple(arms),
+        concurrency=concurrency,
+        max_kernels=max_kernels,
+        time_limit_s=time_limit_s,
+        retries=retries,
+        backoff_s=backoff_s,
+        requests_per_second=requests_per_second,
+        judge=judge,
+        graph_kwargs=dict(graph_kwargs or {}),
+    )
     appender = _Appender(results_path)
     bar = _Progress(len(todo), progress)
 
-    async def attempt(item: EvalItem, arm: str) -> dict[str, Any]:
-        if arm == "tool":
-            state = await graph.ainvoke({"image": item.images, "question": item.question})
-            return tool_row(item, state, out, name, judge)
-        return await run_no_tool(model, item, chosen_profile, out, name, judge)
-
-    async def one(item: EvalItem, arm: str) -> dict[str, Any]:
-        async with gate:
-            start = time.perf_counter()
-            error, tries = "", 0
-            for tries in range(1, retries + 2):
-                if limiter is not None:
-                    await limiter.aacquire()
-                try:
-                    row = await asyncio.wait_for(attempt(item, arm), time_limit_s)
-                    row.update(attempts=tries, seconds=round(time.perf_counter() - start, 4))
-                    break
-                except asyncio.TimeoutError:
-                    error = f"time limit of {time_limit_s} s reached"
-                    row = _failed_row(item, arm, error, tries)
-                    break
-                except Exception as exc:  # one item never stops the run
-                    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                    row = _failed_row(item, arm, error, tries)
-                    if tries <= retries:
-                        await asyncio.sleep(backoff_s * 2 ** (tries - 1))
-            row.setdefault("seconds", round(time.perf_counter() - start, 4))
-            appender.write(row)
-            bar.update(row)
-            return row
+    def emit(row: dict[str, Any]) -> None:
+        appender.write(row)
+        bar.update(row)
 
     try:
-        fresh = await asyncio.gather(*(one(item, arm) for item, arm in todo))
+        if processes > 1 and len(todo) > 1:
+            from langchain_codevision.eval._workers import run_in_processes
+
+            stats = await run_in_processes(todo, model, settings, processes, emit)
+        else:
+            stats = await run_items(todo, built, settings, emit, pool)
     finally:
         bar.close()
-        if own_pool and kernels is not None:
-            await kernels.aclose()
     latest = read_results(results_path)
     keys = [row_key(item.id, arm) for item in chosen for arm in arms]
-    run = EvalRun(out, [latest[k] for k in keys if k in latest], len(fresh), skipped)
-    if kernels is not None:
-        run.pool_stats = dict(kernels.stats)
+    run = EvalRun(out, [latest[k] for k in keys if k in latest], len(todo), skipped)
+    run.pool_stats = stats
     if write_outputs:
         from langchain_codevision.eval.report import write_outputs as write_all
 
-        run.summary, run.files = write_all(run.rows, out, model_name=name)
+        run.summary, run.files = write_all(run.rows, out, model_name=settings.model_name)
     return run
 
 
 def evaluate(
-    items: Sequence[EvalItem], model: BaseChatModel, out_dir: str | Path, **kwargs: Any
+    items: Sequence[EvalItem],
+    model: BaseChatModel | Callable[[], BaseChatModel],
+    out_dir: str | Path,
+    **kwargs: Any,
 ) -> EvalRun:
     """Synchronous :func:`aevaluate` (same arguments).
 
