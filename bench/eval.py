@@ -8,7 +8,10 @@ evaluation's report, summary and plots under ``bench/results/eval_offline/``.
   five-way orientation diagnostic, tool arm vs no-tool arm in one run;
 * throughput: items/s of the tool arm at concurrency 1, 2 and 4 over the same set, with a
   warm kernel pool of that size (pool start-up not counted), against the no-tool arm at
-  concurrency 1 (one model call per item, no kernel) as the floor.
+  concurrency 1 (one model call per item, no kernel) as the floor;
+* worker processes: items/s of the tool arm in one process against two worker processes
+  (``processes=2``), one episode at a time in each, from the first finished row to the
+  last, so the workers' start-up is not counted.
 """
 
 from __future__ import annotations
@@ -83,6 +86,43 @@ def throughput(items: list[EvalItem], concurrency: int, arms: tuple[str, ...]) -
         shutil.rmtree(out, ignore_errors=True)
 
 
+def steady_rate(items: list[EvalItem], processes: int, arms: tuple[str, ...]) -> float:
+    """Items/s of one fresh run in ``processes`` worker processes, one episode at a time in
+    each, while all of them run: from the last worker's first row to the first worker's
+    last (so their start-up, and a worker finishing early, are not counted)."""
+    from langchain_codevision.eval import runner
+
+    worker_of = {item.id: k % processes for k, item in enumerate(items)}  # how they share
+    finished: list[tuple[float, int]] = []
+    write = runner._Appender.write
+
+    def timed(self, row):  # every row is written here, by this process
+        finished.append((time.perf_counter(), worker_of[row["id"]]))
+        return write(self, row)
+
+    out = Path(tempfile.mkdtemp(prefix="bench-eval-"))
+    runner._Appender.write = timed
+    try:
+        evaluate(
+            items,
+            OfflineOrientationModel(),
+            out,
+            arms=arms,
+            concurrency=processes,
+            processes=processes,
+            progress=False,
+            write_outputs=False,
+        )
+    finally:
+        runner._Appender.write = write
+        shutil.rmtree(out, ignore_errors=True)
+    firsts = [min(t for t, w in finished if w == k) for k in range(processes)]
+    lasts = [max(t for t, w in finished if w == k) for k in range(processes)]
+    start, end = max(firsts), min(lasts)
+    inside = [t for t, _ in finished if start < t <= end]
+    return len(inside) / (end - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=4, help="pages per column")
@@ -141,6 +181,27 @@ def main() -> None:
                     "unit": "x",
                 }
             )
+    alone = steady_rate(items, 1, ("tool",))
+    pair = steady_rate(items, 2, ("tool",))
+    rows += [
+        {
+            "metric": "tool arm, 1 process, 1 episode at a time (steady)",
+            "value": alone,
+            "unit": "items/s",
+        },
+        {
+            "metric": "tool arm, 2 worker processes, 1 episode at a time each (steady)",
+            "value": pair,
+            "unit": "items/s",
+        },
+        {
+            "metric": "2 worker processes / 1 process",
+            "value": pair / alone,
+            "unit": "x",
+            "target": ">= 1.7",
+            "ok": pair / alone >= 1.7,
+        },
+    ]
     path = write_report(
         "eval",
         "Evaluation runner benchmark (offline default policy)",
