@@ -120,12 +120,17 @@ def steady_rate(items: list[EvalItem], processes: int, arms: tuple[str, ...]) ->
     lasts = [max(t for t, w in finished if w == k) for k in range(processes)]
     start, end = max(firsts), min(lasts)
     inside = [t for t, _ in finished if start < t <= end]
+    if len(inside) < 2 * processes:
+        raise RuntimeError("the workers barely ran side by side: pass more --process-pages")
     return len(inside) / (end - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=4, help="pages per column")
+    parser.add_argument(
+        "--process-pages", type=int, default=12, help="pages per column, worker-process rows"
+    )
     args = parser.parse_args()
     items = transformed_set(args.pages)
     rows = []
@@ -181,8 +186,9 @@ def main() -> None:
                     "unit": "x",
                 }
             )
-    alone = steady_rate(items, 1, ("tool",))
-    pair = steady_rate(items, 2, ("tool",))
+    many = transformed_set(args.process_pages)  # long enough for both workers to overlap
+    alone = steady_rate(many, 1, ("tool",))
+    pair = steady_rate(many, 2, ("tool",))
     rows += [
         {
             "metric": "tool arm, 1 process, 1 episode at a time (steady)",

@@ -180,7 +180,12 @@ class Spare:
 
     def __init__(self, control: socket.socket, template_pid: int) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
         if pid == 0:
             try:
                 control.detach()
@@ -268,8 +273,7 @@ class _Server:
         try:
             while True:
                 if self.spare is None and self.lost_spares < MAX_LOST_SPARES:
-                    self.spare = Spare(self.control, self.template_pid)  # after each reply
-                    self.poller.register(self.spare.pidfd, select.POLLIN)
+                    self._fork_spare()  # after each reply
                 for fd, _ in self.poller.poll():
                     if fd != self.control.fileno():
                         self._reap(fd)
@@ -278,6 +282,14 @@ class _Server:
         finally:
             if self.spare is not None:
                 self.spare.channel.close()  # it exits; the template is on its way out too
+
+    def _fork_spare(self) -> None:
+        try:
+            self.spare = Spare(self.control, self.template_pid)
+        except OSError:  # out of processes, say: requests fork on the spot meanwhile
+            self.lost_spares += 1
+            return
+        self.poller.register(self.spare.pidfd, select.POLLIN)
 
     def _reap(self, pidfd: int) -> None:
         self.poller.unregister(pidfd)
