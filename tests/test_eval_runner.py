@@ -358,3 +358,5 @@ def test_worker_processes_refuse_what_they_cannot_be_given(tmp_path, pool):
         evaluate(items_named(), policy(), tmp_path, processes=2, pool=pool, progress=False)
     with pytest.raises(ValueError, match="at least 1"):
         evaluate(items_named(), policy(), tmp_path, processes=0, progress=False)
+    with pytest.raises(TypeError, match="chat model or a function"):
+        evaluate(items_named(), "offline", tmp_path, progress=False)

@@ -319,6 +319,7 @@ async def aevaluate(
     Raises:
         ValueError: An unknown arm, ``processes`` below 1, a ``pool`` with more than one
             process, or a model (or judge) that worker processes cannot be given.
+        TypeError: ``model`` is neither a chat model nor a function.
     """
     unknown = set(arms) - set(ARMS)
     if unknown:
@@ -327,6 +328,11 @@ async def aevaluate(
         raise ValueError(f"processes must be at least 1, got {processes}")
     if processes > 1 and pool is not None:
         raise ValueError("a kernel pool cannot be shared by worker processes; drop pool=")
+    if not isinstance(model, BaseChatModel) and not callable(model):
+        raise TypeError(
+            f"model must be a LangChain chat model or a function that builds one, not "
+            f"{type(model).__name__}"
+        )
     built = model if isinstance(model, BaseChatModel) else model()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
