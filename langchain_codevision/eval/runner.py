@@ -68,7 +68,8 @@ class EvalRun:
         skipped: Keys skipped because an earlier run finished them.
         summary: The summary (see :func:`~langchain_codevision.eval.report.summarise`).
         files: The files written (results, summary, report, plots, viewer).
-        pool_stats: The kernel pool's counters at the end (starts, waits, peaks).
+        pool_stats: The kernel pool's counters at the end (starts, waits, peaks), summed over
+            the worker processes when there are several (a peak is then each one's, added).
     """
 
     out_dir: Path
