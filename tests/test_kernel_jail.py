@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -694,3 +695,32 @@ def test_a_process_moves_itself_into_v1_cgroups_only_with_one_thread(threads: st
             assert len(out["moved"]) == 2 and all(seen != wanted for seen in out["moved"].values())
     finally:
         group.remove()
+
+
+PROBE_THEN_WAIT = """
+import sys
+from langchain_codevision.kernel import hostdirs, jail
+print(hostdirs.run_root().path, flush=True)
+jail.backend_support("namespaces")
+"""
+
+
+def test_a_process_killed_while_it_probes_the_jail_leaves_no_folder() -> None:
+    """The probe's folder lies in the run root, which the janitor removes after any death."""
+    before = set(Path(tempfile.gettempdir()).glob("codevision-*"))
+    child = subprocess.Popen(
+        [sys.executable, "-c", PROBE_THEN_WAIT], stdout=subprocess.PIPE, text=True
+    )
+    root = Path(child.stdout.readline().strip())
+    deadline = time.monotonic() + 10
+    while not list(root.glob("probe-*")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert list(root.glob("probe-*")), "the probe ran elsewhere"  # caught in the act
+    child.kill()  # this test's own child, mid-probe
+    child.wait(timeout=10)
+    child.stdout.close()
+    deadline = time.monotonic() + 30
+    while root.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not root.exists()
+    assert set(Path(tempfile.gettempdir()).glob("codevision-*")) <= before

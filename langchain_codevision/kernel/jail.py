@@ -152,7 +152,9 @@ def backend_support(backend: str) -> str | None:
     bwrap = shutil.which("bwrap")
     if backend == "bwrap" and bwrap is None:
         return "bubblewrap ('bwrap') is not installed"
-    with tempfile.TemporaryDirectory(prefix="codevision-probe-") as tmp:
+    from .hostdirs import run_root  # the probe's folder goes with the run root, killed or not
+
+    with tempfile.TemporaryDirectory(prefix="probe-", dir=run_root().path) as tmp:
         os.chmod(tmp, 0o711)
         conn = Path(tmp) / "kernel.json"
         conn.write_text("{}")
