@@ -54,6 +54,7 @@ from typing import Literal
 
 from . import _jailsys
 from .cgroups import cgroup_support
+from .hostdirs import run_root
 from .sandbox import IsolationError, IsolationPolicy
 
 __all__ = [
@@ -152,8 +153,7 @@ def backend_support(backend: str) -> str | None:
     bwrap = shutil.which("bwrap")
     if backend == "bwrap" and bwrap is None:
         return "bubblewrap ('bwrap') is not installed"
-    from .hostdirs import run_root  # the probe's folder goes with the run root, killed or not
-
+    # In the run root, so the janitor removes the probe's folder even if this process is killed.
     with tempfile.TemporaryDirectory(prefix="probe-", dir=run_root().path) as tmp:
         os.chmod(tmp, 0o711)
         conn = Path(tmp) / "kernel.json"
