@@ -370,7 +370,8 @@ async def aevaluate(
         bar.update(row)
 
     try:
-        if processes > 1 and len(todo) > 1:
+        shared = len({item.id for item, _ in todo}) > 1  # workers take whole items
+        if processes > 1 and shared:
             from langchain_codevision.eval._workers import run_in_processes
 
             stats = await run_in_processes(todo, model, settings, processes, emit)
