@@ -14,6 +14,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from langchain_codevision._heap import tune_heap
+
 T = TypeVar("T")
 
 _lock = threading.Lock()
@@ -26,6 +28,7 @@ def get_loop() -> asyncio.AbstractEventLoop:
     global _loop, _thread
     with _lock:
         if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
+            tune_heap()  # every kernel result is a pixel buffer (see _heap)
             loop = asyncio.new_event_loop()
             ready = threading.Event()
 

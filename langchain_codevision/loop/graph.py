@@ -26,6 +26,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 
+from langchain_codevision._heap import tune_heap
 from langchain_codevision.images import ImageFormat, PixelBudget
 from langchain_codevision.kernel import KernelPool
 from langchain_codevision.protocol import Dialect, ProtocolProfile, get_profile
@@ -222,6 +223,7 @@ def create_codevision_graph(
         A compiled LangGraph: ``invoke({"image": ..., "question": ...})`` returns
         ``answer``, ``images``, ``messages``, ``steps``, ``stop_reason`` and ``turns``.
     """
+    tune_heap()  # freed pixel buffers are reused, not faulted in again (see _heap)
     chosen_profile = get_profile(profile)
 
     def pick(value: Any, default: Any) -> Any:
