@@ -829,7 +829,7 @@ def grey_channel(pixels: np.ndarray) -> np.ndarray | None:
     """The one channel of an ``RGB`` array whose three channels are equal, else None.
 
     A sample of rows is compared first (a colour image fails there, at a fraction of a
-    millisecond); only then the whole image, channel by channel.
+    millisecond); only then the whole image.
     """
     if _pixel_mode(pixels) != "RGB":
         return None
@@ -841,10 +841,13 @@ def grey_channel(pixels: np.ndarray) -> np.ndarray | None:
         return None
     import cv2
 
-    red, green, blue = cv2.split(pixels)
-    if cv2.norm(red, green, cv2.NORM_INF) or cv2.norm(red, blue, cv2.NORM_INF):
+    # OpenCV's fixed-point grey weights add up to exactly one, so a grey pixel keeps its
+    # value; the image is grey exactly when its grey copy, spread back to three channels,
+    # equals it (one pass each way, no per-channel copies)
+    grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    if cv2.norm(pixels, cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), cv2.NORM_INF):
         return None
-    return red
+    return grey
 
 
 def encode_image(image: PixelSource, fmt: ImageFormat = "png", quality: int = 90) -> bytes:

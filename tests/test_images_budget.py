@@ -230,3 +230,18 @@ def test_grey_channel_reads_only_equal_rgb_channels() -> None:
     tinted = rgb.copy()
     tinted[5, 9, 2] += 1
     assert grey_channel(tinted) is None
+
+
+def test_grey_channel_keeps_every_grey_level_exactly() -> None:
+    levels = np.repeat(np.arange(256, dtype=np.uint8), 40).reshape(80, 128)
+    assert np.array_equal(grey_channel(np.stack([levels] * 3, axis=-1)), levels)
+    strided = np.stack([levels] * 3, axis=-1)[:, ::2]  # a view, not one block of memory
+    assert np.array_equal(grey_channel(strided), levels[:, ::2])
+
+
+@pytest.mark.parametrize("colour", [(100, 101, 96), (7, 6, 9), (255, 254, 255), (0, 0, 1)])
+def test_grey_channel_sees_a_colour_whose_grey_value_matches_its_neighbours(colour) -> None:
+    """A pixel whose weighted grey rounds to the page's grey is still not grey."""
+    page = np.full((100, 100, 3), colour[0], np.uint8)
+    page[50, 50] = colour  # row 50: not one of the sampled rows (every 37th)
+    assert grey_channel(page) is None
