@@ -23,7 +23,7 @@ from PIL import Image
 
 from langchain_codevision.kernel import KernelLimits, KernelPool, KernelSession
 from langchain_codevision.kernel.hostdirs import UID_BASE
-from langchain_codevision.kernel.jail import KERNEL_LIB, backend_support
+from langchain_codevision.kernel.jail import KERNEL_LIB, backend_support, readonly_paths
 
 MiB = 1024**2
 BACKENDS = ["bwrap", "namespaces", "fork"]
@@ -724,3 +724,14 @@ def test_a_process_killed_while_it_probes_the_jail_leaves_no_folder() -> None:
         time.sleep(0.05)
     assert not root.exists()
     assert set(Path(tempfile.gettempdir()).glob("codevision-*")) <= before
+
+
+def test_readonly_paths_follow_pythonpath_and_are_the_callers_own(monkeypatch) -> None:
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    plain = readonly_paths()
+    assert "/var" not in plain and "/usr" in plain
+    monkeypatch.setenv("PYTHONPATH", "/var")
+    assert "/var" in readonly_paths()  # a new PYTHONPATH is seen at once, not after a while
+    monkeypatch.delenv("PYTHONPATH")
+    plain.append("/var")  # the caller's copy: the next start's list is not changed by it
+    assert "/var" not in readonly_paths()

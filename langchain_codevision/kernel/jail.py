@@ -46,6 +46,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -84,8 +85,28 @@ CORE_LAYERS = ("user", "pid", "mount", "net", "ipc", "rlimits")
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 
 
+READONLY_PATHS_TTL_S = 30.0
+"""How long :func:`readonly_paths` reuses what it found for the same Python and PYTHONPATH."""
+
+_readonly_found: dict[tuple[str | None, str], tuple[float, tuple[str, ...]]] = {}
+
+
 def readonly_paths(python: str | None = None) -> list[str]:
-    """The host paths a jailed kernel sees at their own place (read-only): system, Python."""
+    """The host paths a jailed kernel sees at their own place (read-only): system, Python.
+
+    Every kernel start asks, so the answer (about 30 ``stat`` calls and ``sysconfig``'s path
+    expansion, ~0.5 ms) is kept for :data:`READONLY_PATHS_TTL_S` per Python and PYTHONPATH.
+    """
+    key = (python, os.environ.get("PYTHONPATH", ""))
+    now = time.monotonic()
+    found = _readonly_found.get(key)
+    if found is None or now - found[0] > READONLY_PATHS_TTL_S:
+        found = (now, tuple(_find_readonly_paths(python)))
+        _readonly_found[key] = found
+    return list(found[1])
+
+
+def _find_readonly_paths(python: str | None) -> list[str]:
     paths = [p for p in SYSTEM_PATHS if os.path.lexists(p)]
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
     prefixes.update(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
