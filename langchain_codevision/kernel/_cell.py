@@ -90,8 +90,10 @@ async def run_cell(
             _apply_reply(reply, result, collector)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             result.error = ExecutionError("ResultError", f"the kernel's reply was malformed: {exc}")
-    # Pixels are read from disk off the event loop (it must never block on file I/O).
-    await asyncio.to_thread(collector.load_pending)
+    # Pixels are read from disk off the event loop (it must never block on file I/O);
+    # a cell with no image to read skips the hop to a worker thread and back.
+    if collector.pending:
+        await asyncio.to_thread(collector.load_pending)
     registered = next((img for img in result.images if img.source == "result"), None)
     if register_as is not None and registered is not None:
         session._images[str(register_as)] = registered.pixels
