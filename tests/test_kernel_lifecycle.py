@@ -142,3 +142,31 @@ def test_a_slow_cleanup_does_not_stall_other_kernels(monkeypatch) -> None:
             release.set()
             closer.join(30)
         assert not closer.is_alive()
+
+
+def test_a_killed_kernel_is_checked_for_its_end_soon_then_less_often(monkeypatch) -> None:
+    """The exit wait backs off from 1 ms to the poll interval (jupyter_client: 0.1 s flat)."""
+    import asyncio
+    import threading
+    from typing import Any
+
+    from langchain_codevision.kernel import session as session_module
+
+    manager = session_module._IsolatedKernelManager(["python"])
+    checks = iter([True] * 9 + [False])
+
+    async def alive() -> bool:
+        return next(checks)
+
+    slept: list[float] = []
+    real_sleep, here = asyncio.sleep, threading.current_thread()
+
+    async def sleep(delay: float, *args: Any) -> None:
+        if threading.current_thread() is not here:  # another test's kernel loop: as it was
+            return await real_sleep(delay, *args)
+        slept.append(delay)
+
+    monkeypatch.setattr(manager, "_async_is_alive", alive)
+    monkeypatch.setattr(session_module.asyncio, "sleep", sleep)
+    asyncio.run(manager._async_wait(pollinterval=0.1))
+    assert slept == [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.1, 0.1]

@@ -62,6 +62,8 @@ StartMode = Literal["auto", "fork", "exec"]
 KernelShell = Literal["lean", "ipython"]
 IOPUB_PROBE_S = 0.25
 """How long a starting kernel's IOPub may take to show a request's status before asking again."""
+FIRST_EXIT_CHECK_S = 0.001
+"""How soon after a kill the kernel process is first checked for having ended (then 2x)."""
 
 WARM_KEY = "__cv_warm__"
 """The image key a warm-up uses (and removes)."""
@@ -210,6 +212,17 @@ class _IsolatedKernelManager(AsyncKernelManager):
 
     start_kernel = _async_start_kernel  # type: ignore[assignment]
     shutdown_kernel = _async_shutdown_kernel  # type: ignore[assignment]
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        """Wait for the kernel process to end, checking after 1, 2, 4 ... ms (then each poll).
+
+        jupyter_client checks every ``pollinterval`` from the start, so a killed kernel, gone
+        within a few milliseconds, held its close (and its place in a bounded pool) for 0.1 s.
+        """
+        delay = min(FIRST_EXIT_CHECK_S, pollinterval)
+        while await self._async_is_alive():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, pollinterval)
 
     async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
         if self._forked and self.provisioner is None:
