@@ -633,7 +633,9 @@ class KernelSession:
         lap("sockets")
         if self._kc is None:
             self._kc = self._km.client(context=_client_context())
-            self._kc.start_channels(stdin=False, hb=False)  # liveness is the process's
+            # liveness is the process's; interrupts and shutdowns go through the manager's
+            # own control socket, so the client needs neither hb nor control
+            self._kc.start_channels(stdin=False, hb=False, control=False)
         # The preamble is queued right behind the first kernel_info: the kernel runs it as
         # soon as it has answered, with no round trip back to the host in between.
         probe = self._kc.kernel_info()
