@@ -5,9 +5,9 @@ as such blocks are freed) with a fresh ``mmap`` and unmaps it on ``free``, and i
 heap whenever more than twice that lies free at its top. An episode allocates a few
 megabyte-sized buffers per image (the pixels, the PNG rows, the deflate output, the
 transfer copy) on several threads, so the buffers kept coming back from the OS as new pages:
-about 3,300 page faults per 2-step episode on a 1000x1000 page, about 5 ms of the host's
-time (``bench/graph.py``). With the threshold at 16 MiB and trimming only past 32 MiB free,
-the same episode takes about 10.
+about 3,300 page faults per 2-step episode on a 1000x1000 page with a reset kernel, about
+5 ms of the host's time (``bench/graph.py``). With the threshold at 16 MiB and trimming only
+past 32 MiB free, the same episode takes about 20 (a few hundred with a fresh kernel each).
 
 :func:`tune_heap` sets both, once per process, on glibc only. A setting the user made
 (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, or ``glibc.malloc`` tunables in

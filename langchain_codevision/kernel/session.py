@@ -217,7 +217,7 @@ class _IsolatedKernelManager(AsyncKernelManager):
         """Wait for the kernel process to end, checking after 1, 2, 4 ... ms (then each poll).
 
         jupyter_client checks every ``pollinterval`` from the start, so a killed kernel, gone
-        within a few milliseconds, held its close (and its place in a bounded pool) for 0.1 s.
+        within a few milliseconds, made every close and every restart wait 0.1 s.
         """
         delay = min(FIRST_EXIT_CHECK_S, pollinterval)
         while await self._async_is_alive():
