@@ -33,12 +33,10 @@ MMAP_THRESHOLD = 16 << 20
 TRIM_THRESHOLD = 32 << 20
 """Free memory at the heap's top beyond this goes back to the OS."""
 
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_USER_SETTINGS = {
-    _M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_",
-    _M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_",
-}
+_SETTINGS = (  # (mallopt option, the user's own environment variable for it, name, value)
+    (-3, "MALLOC_MMAP_THRESHOLD_", "mmap_threshold", MMAP_THRESHOLD),  # M_MMAP_THRESHOLD
+    (-1, "MALLOC_TRIM_THRESHOLD_", "trim_threshold", TRIM_THRESHOLD),  # M_TRIM_THRESHOLD
+)
 
 _lock = threading.Lock()
 _applied: dict[str, int] | None = None
@@ -65,14 +63,12 @@ def _apply() -> dict[str, int]:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # pragma: no cover - glibc always has it
         return {}
-    wanted = {_M_MMAP_THRESHOLD: MMAP_THRESHOLD, _M_TRIM_THRESHOLD: TRIM_THRESHOLD}
     applied: dict[str, int] = {}
-    for option, value in wanted.items():
-        name = _USER_SETTINGS[option]
-        if name in os.environ:
+    for option, user_variable, name, value in _SETTINGS:
+        if user_variable in os.environ:
             continue
         if mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1:
-            applied[name.lower().strip("_").removeprefix("malloc_")] = value
+            applied[name] = value
     return applied
 
 
