@@ -145,14 +145,22 @@ def test_a_slow_cleanup_does_not_stall_other_kernels(monkeypatch) -> None:
 
 
 def test_a_killed_kernel_is_checked_for_its_end_soon_then_less_often(monkeypatch) -> None:
-    """The exit wait backs off from 1 ms to the poll interval (jupyter_client: 0.1 s flat)."""
+    """The exit wait backs off from 1 ms to 0.1 s (jupyter_client: 0.1 s flat)."""
     import asyncio
     import threading
     from typing import Any
 
-    from langchain_codevision.kernel import session as session_module
+    from langchain_codevision.kernel import _manager
+    from langchain_codevision.kernel.session import _client_context
 
-    manager = session_module._IsolatedKernelManager(["python"])
+    manager = _manager.LocalKernel(
+        ["python"],
+        forked=False,
+        startup_timeout=1,
+        ip="/nonexistent/ipc",
+        connection_file="/nonexistent/kernel.json",
+        context=_client_context(),
+    )
     checks = iter([True] * 9 + [False])
 
     async def alive() -> bool:
@@ -166,7 +174,7 @@ def test_a_killed_kernel_is_checked_for_its_end_soon_then_less_often(monkeypatch
             return await real_sleep(delay, *args)
         slept.append(delay)
 
-    monkeypatch.setattr(manager, "_async_is_alive", alive)
-    monkeypatch.setattr(session_module.asyncio, "sleep", sleep)
-    asyncio.run(manager._async_wait(pollinterval=0.1))
+    monkeypatch.setattr(manager, "is_alive", alive)
+    monkeypatch.setattr(_manager.asyncio, "sleep", sleep)
+    asyncio.run(manager._wait())
     assert slept == [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.1, 0.1]

@@ -251,10 +251,10 @@ def test_large_and_several_images_share_the_pixel_buffer(kernel: KernelSession) 
 def test_host_session_checks_every_signature_and_skips_date_parsing() -> None:
     from jupyter_client.session import Session
 
-    from langchain_codevision.kernel.session import _HostSession
+    from langchain_codevision.kernel._client import HostSession
 
     key = b"0123456789abcdef"
-    sender, host = Session(key=key), _HostSession(key=key)
+    sender, host = Session(key=key), HostSession(key=key)
     message = sender.msg("status", {"execution_state": "idle"})
     _, wire = sender.feed_identities(sender.serialize(message))
     got = host.deserialize(wire)
@@ -278,14 +278,14 @@ def test_host_session_checks_every_signature_and_skips_date_parsing() -> None:
 def test_direct_channels_take_queued_messages_and_stop_cleanly() -> None:
     import queue
 
+    from langchain_codevision.kernel._client import Channel
     from langchain_codevision.kernel._loop import run_sync
-    from langchain_codevision.kernel.session import _DirectChannel
 
     with KernelSession() as kernel:
         kernel.execute("x = 1")
         client = kernel._kc
-        assert isinstance(client.iopub_channel, _DirectChannel)
-        assert isinstance(client.shell_channel, _DirectChannel)
+        assert isinstance(client.iopub_channel, Channel)
+        assert isinstance(client.shell_channel, Channel)
         msg_id = client.kernel_info()
         reply = run_sync(client.get_shell_msg(timeout=10))
         assert reply["parent_header"]["msg_id"] == msg_id

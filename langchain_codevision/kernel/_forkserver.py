@@ -10,8 +10,8 @@ supervisor ahead of its request (a spare, waiting), so a start does not wait on 
   socketpair, restarts it when it has died.
 * :class:`ForkedProcess`: what the host holds of one forked kernel's supervisor: a pidfd
   (signals never reach a reused pid) and its exit status.
-* :class:`ForkProvisioner`: the jupyter_client provisioner that launches kernels through
-  the template, so the session's kernel manager, client and restarts work unchanged.
+* :func:`launch_forked`: what the kernel manager (``_manager.py``) calls instead of
+  ``Popen`` of the supervisor's command.
 
 The template never sees a kernel's secrets: a request is a memfd the forked child reads.
 """
@@ -33,13 +33,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.connect import KernelConnectionInfo
-from jupyter_client.provisioning import LocalProvisioner
-
 from .jail import JAIL_DIR, KERNEL_LIB
 from .sandbox import scrub_environment
 
-__all__ = ["ForkProvisioner", "ForkedProcess", "Template", "TemplateGone", "template"]
+__all__ = ["ForkedProcess", "Template", "TemplateGone", "launch_forked", "template"]
 
 TEMPLATE = KERNEL_LIB / "_template.py"
 REPLY_SIZE = 16  # _template.REPLY: pid (int64), fork time (double)
@@ -249,56 +246,24 @@ def _stop_templates() -> None:
         each.stop()
 
 
-class ForkProvisioner(LocalProvisioner):
-    """Launches the kernel through the template instead of ``Popen`` of its command.
+async def launch_forked(
+    cmd: list[str], env: dict[str, str], timeout: float, chosen: Template | None = None
+) -> ForkedProcess:
+    """Ask the template for a kernel; the answer holds its supervisor's pidfd.
 
-    The command is the jail supervisor's (its last argument the connection file) and the
-    environment its configuration, exactly as for a supervisor started by ``Popen``.
+    ``cmd`` is the jail supervisor's command (its last argument the connection file) and
+    ``env`` its configuration, exactly as for a supervisor started by ``Popen``. A template
+    that died is started again, once.
     """
-
-    template: Template | None = None
-
-    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        """Ask the template for a kernel; the answer holds its supervisor's pidfd."""
-        config = json.loads(kwargs["env"]["CODEVISION_JAIL"])
-        request = {"config": config, "connection_file": cmd[-1]}
-        shell = json.loads(config["kernel_env"]["CODEVISION_KERNEL_CONFIG"]).get("shell")
-        chosen = self.template or template(shell=shell or "lean")
-        timeout = float(getattr(self.parent, "startup_timeout", 60.0))
-        for attempt in (1, 2):
-            chosen.start()  # on this (the kernel I/O) thread, which outlives every kernel
-            try:
-                self.process = await asyncio.to_thread(
-                    chosen.fork, request, Path(config["host_dir"]), timeout
-                )
-                break
-            except TemplateGone:
-                if attempt == 2:
-                    raise
-        self.pid = self.process.pid
-        self.pgid = None
-        self.cwd = "/"
-        return self.connection_info
-
-    async def send_signal(self, signum: int) -> None:
-        """Signal the supervisor through its pidfd (never a process group by number)."""
-        if self.process is not None:
-            self.process.send_signal(signum)
-
-    async def kill(self, restart: bool = False) -> None:
-        """SIGKILL the supervisor; the jail's init and everything in it die with it."""
-        await self.send_signal(signal.SIGKILL)
-
-    async def terminate(self, restart: bool = False) -> None:
-        """Stop the kernel (a jailed kernel gets no grace period)."""
-        await self.kill(restart)
-
-    async def wait(self) -> int | None:
-        """Wait until the supervisor has exited; returns its exit code."""
-        if self.process is None:
-            return 0
-        while (code := self.process.poll()) is None:
-            await asyncio.sleep(0.01)
-        self.process.close()
-        self.process = None
-        return code
+    config = json.loads(env["CODEVISION_JAIL"])
+    request = {"config": config, "connection_file": cmd[-1]}
+    shell = json.loads(config["kernel_env"]["CODEVISION_KERNEL_CONFIG"]).get("shell")
+    chosen = chosen or template(shell=shell or "lean")
+    for attempt in (1, 2):
+        chosen.start()  # on this (the kernel I/O) thread, which outlives every kernel
+        try:
+            return await asyncio.to_thread(chosen.fork, request, Path(config["host_dir"]), timeout)
+        except TemplateGone:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,9 +1,10 @@
 """The host side of one kernel process: its folder, cgroup, jail link and file access.
 
-A :class:`KernelHost` prepares what jupyter_client launches (argv, environment, connection
-file, socket prefix), follows the jail once it exists (``<folder>/jail`` links to the jail's
-root as ``/proc/<pid>/root``, so the host reaches the kernel's sockets and pixels while the
-kernel reaches nothing of the host), and removes everything again. Without a jail
+A :class:`KernelHost` prepares what the kernel manager (``_manager.py``) launches (argv,
+environment, connection file, socket prefix), follows the jail once it exists
+(``<folder>/jail`` links to the jail's root as ``/proc/<pid>/root``, so the host reaches
+the kernel's sockets and pixels while the kernel reaches nothing of the host), and removes
+everything again. Without a jail
 (``isolation="off"`` or nothing available) the kernel's area is the host folder itself.
 """
 
@@ -117,7 +118,7 @@ class KernelHost:
         return str(self.dir / "kernel.json")
 
     def command(self) -> list[str]:
-        """The argv template for jupyter_client."""
+        """The argv template for the kernel manager (``{connection_file}`` filled in there)."""
         return supervisor_command(self.python) if self.jailed else plain_command(self.python)
 
     def prepare_launch(self) -> dict[str, str]:

@@ -48,8 +48,8 @@ def get_loop() -> asyncio.AbstractEventLoop:
 def _allow_blocking_here() -> None:
     """Tell blocking-call detectors (``langgraph dev`` uses blockbuster) to spare this thread.
 
-    This thread exists to absorb the kernel machinery's blocking work (jupyter_client writes
-    connection files and spawns processes inside coroutines; pixels go through files) away
+    This thread exists to absorb the kernel machinery's blocking work (the kernel manager
+    writes connection files and spawns processes inside coroutines; pixels go through files) away
     from the caller's event loop, so blocking here delays no one else. The switch is
     blockbuster's per-thread flag; without blockbuster this does nothing.
     """

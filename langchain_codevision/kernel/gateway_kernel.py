@@ -29,7 +29,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import jupyter_client.session as jupyter_session
 import zmq
 
 from .hostdirs import run_root
@@ -78,17 +77,6 @@ def install_kernelspec(
     return folder
 
 
-@contextlib.contextmanager
-def _signing_key(key: bytes):
-    """Let the kernel manager created meanwhile sign with ``key`` (the gateway's)."""
-    original = jupyter_session.new_id_bytes
-    jupyter_session.new_id_bytes = lambda: key
-    try:
-        yield
-    finally:
-        jupyter_session.new_id_bytes = original
-
-
 def _relay(context: zmq.Context, front: str, back: str, kinds: tuple[int, int]) -> None:
     outer, inner = context.socket(kinds[0]), context.socket(kinds[1])
     outer.bind(front)
@@ -107,8 +95,8 @@ def serve(connection_file: str) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts arrive as messages
-    with _signing_key(info["key"].encode()):
-        session.start()
+    session._key = info["key"].encode()  # sign as the gateway does: its relays pass ours on
+    session.start()
     try:
         session.execute(f"__cv_runtime__.isolation = {session.isolation!r}")
         session._kc.stop_channels()  # the relays carry the gateway's traffic from now on

@@ -263,7 +263,7 @@ def plan_jail(policy: IsolationPolicy | str, backend: JailBackend = "auto") -> J
 
 
 def supervisor_command(python: str | None = None) -> list[str]:
-    """The argv jupyter_client launches for a jailed kernel (``{connection_file}`` filled in)."""
+    """The argv launched for a jailed kernel (``{connection_file}`` filled in)."""
     return [python or sys.executable, "-E", "-s", str(SUPERVISOR), "{connection_file}"]
 
 

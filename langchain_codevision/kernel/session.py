@@ -1,11 +1,12 @@
 """A stateful, sandboxed Jupyter kernel for model-written image code.
 
 :class:`KernelSession` starts a Jupyter kernel (the package's lean kernel, or ipykernel with
-``shell="ipython"``; either through jupyter_client) in a private working directory, cut off
-from the network where the OS allows it, under resource limits and with a scrubbed
-environment. Each operation is written once as a coroutine running on a private I/O loop
-(see ``_loop.py``); the sync methods and the ``a``-prefixed async methods are thin facades
-over it.
+``shell="ipython"``) in a private working directory, cut off from the network where the OS
+allows it, under resource limits and with a scrubbed environment. The kernel's process is
+managed by :class:`~._manager.LocalKernel` and reached through :class:`~._client.KernelClient`
+(the Jupyter protocol, without jupyter_client's manager and client classes). Each
+operation is written once as a coroutine running on a private I/O loop (see ``_loop.py``);
+the sync methods and the ``a``-prefixed async methods are thin facades over it.
 
 Example:
     >>> from PIL import Image
@@ -21,15 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import itertools
 import os
-import queue
 import signal
 import subprocess
 import sys
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,18 +36,13 @@ from typing import Any, Literal
 import numpy as np
 import zmq
 import zmq.asyncio
-from jupyter_client import AsyncKernelClient, AsyncKernelManager
-from jupyter_client.adapter import adapt
-from jupyter_client.channels import AsyncZMQSocketChannel
-from jupyter_client.kernelspec import KernelSpec
-from jupyter_client.session import Session
 from PIL import Image
-from traitlets import Type
 
 from ._cell import POLL_S, run_cell
-from ._forkserver import ForkProvisioner
+from ._client import KernelClient
 from ._host import KernelHost, cleanup_state
 from ._loop import run_async, run_sync
+from ._manager import LocalKernel
 from ._pixels import pixel_array, pixel_layout
 from .jail import JailBackend, JailPlan, backend_support, plan_jail
 from .limits import KernelLimits
@@ -62,8 +55,6 @@ StartMode = Literal["auto", "fork", "exec"]
 KernelShell = Literal["lean", "ipython"]
 IOPUB_PROBE_S = 0.25
 """How long a starting kernel's IOPub may take to show a request's status before asking again."""
-FIRST_EXIT_CHECK_S = 0.001
-"""How soon after a kill the kernel process is first checked for having ended (then 2x)."""
 
 WARM_KEY = "__cv_warm__"
 """The image key a warm-up uses (and removes)."""
@@ -71,178 +62,6 @@ WARM_KEY = "__cv_warm__"
 
 class KernelStartError(RuntimeError):
     """The kernel process could not be started or did not become ready."""
-
-
-def _unwrapped(method: Any) -> Any:
-    """The function under jupyter_client's ``in_pending_state`` wrapper (or the method)."""
-    return getattr(method, "__wrapped__", method)
-
-
-async def _pending(manager: AsyncKernelManager, method: Any, *args: Any, **kw: Any) -> Any:
-    """What ``in_pending_state`` does around ``method``: a fresh ``ready`` future, settled."""
-    if manager._attempted_start or not manager._ready:
-        manager._ready = asyncio.get_running_loop().create_future()
-    try:
-        out = await method(manager, *args, **kw)
-    except Exception as exc:
-        if not manager._ready.done():
-            manager._ready.set_exception(exc)
-            manager._ready.exception()  # retrieved: no "never retrieved" warning
-        raise
-    if manager.owns_kernel and not manager._ready.done():
-        manager._ready.set_result(None)
-    return out
-
-
-class _HostSession(Session):
-    """jupyter_client's message session, less the date parsing of every message received.
-
-    ``Session.deserialize`` runs each header through ``extract_dates`` (a regex per value
-    and a ``dateutil`` parse per date): about a third of the host's cost of a message, for
-    timestamps nothing here reads. The signature checks (signed, unseen, valid) are the
-    same, in the same order.
-    """
-
-    def deserialize(  # type: ignore[override]
-        self, msg_list: list[Any], content: bool = True, copy: bool = True
-    ) -> dict[str, Any]:
-        if not copy:
-            msg_list = [bytes(m.bytes) for m in msg_list[:5]] + list(msg_list[5:])
-        if len(msg_list) < 5:
-            raise TypeError("malformed message, must have at least 5 elements")
-        if self.auth is not None:
-            signature = msg_list[0]
-            if not signature:
-                raise ValueError("Unsigned Message")
-            if signature in self.digest_history:
-                raise ValueError(f"Duplicate Signature: {signature!r}")
-            if content:
-                self._add_digest(signature)
-            if not hmac.compare_digest(signature, self.sign(msg_list[1:5])):
-                raise ValueError(f"Invalid Signature: {signature!r}")
-        header = self.unpack(msg_list[1])
-        message = {
-            "header": header,
-            "msg_id": header["msg_id"],
-            "msg_type": header["msg_type"],
-            "parent_header": self.unpack(msg_list[2]),
-            "metadata": self.unpack(msg_list[3]),
-            "content": self.unpack(msg_list[4]) if content else msg_list[4],
-            "buffers": [memoryview(b) for b in msg_list[5:]],
-        }
-        return adapt(message)
-
-
-class _DirectChannel(AsyncZMQSocketChannel):
-    """jupyter_client's async channel, taking a queued message without making futures.
-
-    The stock ``get_msg`` awaits a poll future and then a receive future for every
-    message, even one that is already waiting: most of the host's cost of a message.
-    Here a waiting message is taken at once through a plain view of the same socket,
-    and only an empty socket is awaited.
-    """
-
-    _direct: zmq.Socket | None = None
-
-    async def get_msg(self, timeout: float | None = None) -> dict[str, Any]:  # type: ignore[override]
-        assert self.socket is not None
-        if self._direct is None:
-            self._direct = zmq.Socket.shadow(self.socket.underlying)
-        try:
-            frames = self._direct.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
-            if not await self.socket.poll(None if timeout is None else int(timeout * 1000)):
-                raise queue.Empty from None
-            try:
-                frames = self._direct.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                raise queue.Empty from None
-        _, message = self.session.feed_identities(frames)
-        return self.session.deserialize(message)
-
-    def close(self) -> None:
-        self._direct = None  # a view of the socket: never used once the socket is closed
-        super().close()
-
-    stop = close  # jupyter_client's ``stop`` is its ``close``
-
-
-class _HostClient(AsyncKernelClient):
-    """The async client with :class:`_DirectChannel` for the shell and IOPub channels."""
-
-    shell_channel_class = Type(_DirectChannel)  # type: ignore[assignment]
-    iopub_channel_class = Type(_DirectChannel)  # type: ignore[assignment]
-
-
-class _IsolatedKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernel command is our sandboxed launcher.
-
-    With ``forked``, the launch goes through the kernel template (:mod:`._forkserver`)
-    instead of ``Popen`` of the command.
-    """
-
-    def __init__(
-        self, argv: list[str], *, forked: bool = False, startup_timeout: float = 60.0, **kwargs: Any
-    ) -> None:
-        kwargs.setdefault("session", _HostSession())
-        super().__init__(**kwargs)
-        self._forked = forked
-        self.startup_timeout = startup_timeout
-        self._kernel_spec = KernelSpec(
-            argv=argv,
-            display_name="CodeVision (sandboxed Python)",
-            language="python",
-            interrupt_mode="message",  # a jailed kernel is not our signal target
-        )
-
-    client_factory = Type(_HostClient, klass=AsyncKernelClient)  # what ``client()`` makes
-
-    @property
-    def kernel_spec(self) -> KernelSpec | None:  # type: ignore[override]
-        return self._kernel_spec
-
-    # jupyter_client wraps these in ``in_pending_state``, which sleeps 10 ms after each
-    # ("so tests can capture the state"): on every start, restart and close. Same steps,
-    # same ``ready`` future, no sleep.
-    async def _async_start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
-        await _pending(self, _unwrapped(AsyncKernelManager._async_start_kernel), **kw)
-
-    async def _async_shutdown_kernel(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
-        await _pending(self, _unwrapped(AsyncKernelManager._async_shutdown_kernel), *args, **kw)
-
-    start_kernel = _async_start_kernel  # type: ignore[assignment]
-    shutdown_kernel = _async_shutdown_kernel  # type: ignore[assignment]
-
-    async def _async_wait(self, pollinterval: float = 0.1) -> None:
-        """Wait for the kernel process to end, checking after 1, 2, 4 ... ms (then each poll).
-
-        jupyter_client checks every ``pollinterval`` from the start, so a killed kernel, gone
-        within a few milliseconds, made every close and every restart wait 0.1 s.
-        """
-        delay = min(FIRST_EXIT_CHECK_S, pollinterval)
-        while await self._async_is_alive():
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, pollinterval)
-
-    async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
-        if self._forked and self.provisioner is None:
-            self.kernel_id = self.kernel_id or str(uuid.uuid4())
-            self.provisioner = ForkProvisioner(
-                kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self
-            )
-        return await super()._async_pre_start_kernel(**kw)
-
-
-def _kill_process_group(pid: int | None) -> None:
-    """SIGKILL a kernel (or its jail supervisor) and its process group."""
-    if not pid:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 async def _off_loop(cleanup: Callable[[], None]) -> None:
@@ -260,12 +79,14 @@ async def _off_loop(cleanup: Callable[[], None]) -> None:
 
 
 def _kill_supervisor(state: dict[str, Any]) -> None:
-    """SIGKILL the kernel's supervisor: by pidfd when forked, else by (own child's) pid."""
+    """SIGKILL the kernel's process (a jailed kernel's supervisor) and what it started.
+
+    Through its pidfd when forked, else as a group kill of this host's own child that
+    checks the child is not yet reaped: never a signal to a pid that may have been reused.
+    """
     kill = state.get("kill")
     if kill is not None:
         kill()
-    else:
-        _kill_process_group(state.get("pid"))
 
 
 def _finalize(state: dict[str, Any]) -> None:
@@ -377,8 +198,9 @@ class KernelSession:
         self.name = f"kernel-{next(_ids)}"
         self.plan: JailPlan | None = None
         self.host: KernelHost | None = None
-        self._km: _IsolatedKernelManager | None = None
-        self._kc: Any = None
+        self._km: LocalKernel | None = None
+        self._kc: KernelClient | None = None
+        self._key: bytes | None = None  # the signing key (default: a fresh one per kernel)
         self._lock: asyncio.Lock | None = None
         self._images: dict[str, Image.Image | np.ndarray] = {}
         self._unsent: list[list[str]] = []  # [key, kernel path]: written, not yet loaded
@@ -584,14 +406,14 @@ class KernelSession:
         self.host = host
         try:
             env = host.prepare_launch()
-            km = _IsolatedKernelManager(
+            km = LocalKernel(
                 host.command(),
                 forked=self.forked,
                 startup_timeout=self.limits.startup_timeout,
-                transport="ipc",
                 ip=host.ipc_prefix,
                 connection_file=host.connection_file,
                 context=_client_context(),  # shared: closing one never blocks on a term()
+                key=self._key,
             )
             self._km = km
             await self._boot(lambda: km.start_kernel(env=env, **_quiet(host.jailed)))
@@ -621,10 +443,11 @@ class KernelSession:
         self.host.forget_jail()
         await launch()
         lap("launch")
-        provisioner = self._km.provisioner
-        self._state["pid"] = provisioner.pid if provisioner else None
-        process = getattr(provisioner, "process", None)
-        self._state["kill"] = process.kill if self.forked and process is not None else None
+        process = self._km.process
+        self._state["pid"] = process.pid if process is not None else None
+        # by pidfd (forked) or by a group kill that checks its leader is unreaped (exec):
+        # never a signal to a pid that may have been reused
+        self._state["kill"] = process.kill if process is not None else None
         await self.host.follow_jail(self._is_alive, self.limits.startup_timeout)
         lap("jail")
         km = self._km
@@ -632,10 +455,10 @@ class KernelSession:
         await self.host.pin_sockets(ports, self._is_alive, self.limits.startup_timeout)
         lap("sockets")
         if self._kc is None:
-            self._kc = self._km.client(context=_client_context())
-            # liveness is the process's; interrupts and shutdowns go through the manager's
-            # own control socket, so the client needs neither hb nor control
-            self._kc.start_channels(stdin=False, hb=False, control=False)
+            self._kc = self._km.client()
+            # liveness is the process's; interrupts go through the manager's own control
+            # socket, so the client has only the shell and IOPub channels
+            self._kc.start_channels()
         # The preamble is queued right behind the first kernel_info: the kernel runs it as
         # soon as it has answered, with no round trip back to the host in between.
         probe = self._kc.kernel_info()
@@ -939,8 +762,7 @@ class KernelSession:
         return self._km is not None and bool(await self._km.is_alive())
 
     def _exit_detail(self) -> str:
-        provisioner = self._km.provisioner if self._km else None
-        process = getattr(provisioner, "process", None)
+        process = self._km.process if self._km else None
         code = process.poll() if process is not None else None
         extra = self.host.death_detail() if self.host else ""
         if code is None:

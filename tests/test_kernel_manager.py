@@ -1,0 +1,142 @@
+"""The kernel manager and client: connection file, process groups, interrupts, restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from langchain_codevision.kernel import KernelSession
+from langchain_codevision.kernel._client import KernelClient
+from langchain_codevision.kernel._manager import CHANNELS, ExecProcess, LocalKernel
+from langchain_codevision.kernel.session import _client_context
+
+
+def _gone(pid: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _manager(tmp_path: Path) -> LocalKernel:
+    return LocalKernel(
+        ["python", "{connection_file}"],
+        forked=False,
+        startup_timeout=5,
+        ip=str(tmp_path / "ipc"),
+        connection_file=str(tmp_path / "kernel.json"),
+        context=_client_context(),
+    )
+
+
+def test_socket_numbers_skip_paths_in_use_and_the_file_is_owner_only(tmp_path: Path) -> None:
+    (tmp_path / "ipc-1").touch()
+    (tmp_path / "ipc-3").touch()
+    manager = _manager(tmp_path)
+    manager._write_connection_file()
+    info = json.loads((tmp_path / "kernel.json").read_text())
+    assert [info[f"{name}_port"] for name in CHANNELS] == [2, 4, 5, 6, 7]
+    assert info["transport"] == "ipc" and info["ip"] == str(tmp_path / "ipc")
+    assert info["key"].encode() == manager.session.key and len(info["key"]) >= 32
+    assert info["signature_scheme"] == "hmac-sha256"
+    assert stat.S_IMODE((tmp_path / "kernel.json").stat().st_mode) == 0o600
+    (tmp_path / "ipc-2").touch()  # numbers stay as first given: a restart keeps them
+    manager._write_connection_file()
+    assert json.loads((tmp_path / "kernel.json").read_text()) == info
+    assert manager.get_connection_info() == info
+
+
+def test_two_kernels_never_share_a_signing_key(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert _manager(tmp_path / "a").session.key != _manager(tmp_path / "b").session.key
+
+
+def test_client_urls_follow_the_connection_info(tmp_path: Path) -> None:
+    manager = _manager(tmp_path)
+    manager._write_connection_file()
+    client = manager.client()
+    assert isinstance(client, KernelClient) and client.session is manager.session
+    assert client._url("shell") == f"ipc://{tmp_path / 'ipc'}-{manager.shell_port}"
+    tcp = KernelClient(
+        {"transport": "tcp", "ip": "127.0.0.1", "iopub_port": 5555}, manager.session, None
+    )
+    assert tcp._url("iopub") == "tcp://127.0.0.1:5555"
+    with pytest.raises(RuntimeError, match="not started"):
+        client.shell_channel  # noqa: B018 - the property raises
+
+
+def test_an_exec_process_is_never_signalled_once_reaped(monkeypatch) -> None:
+    """A reaped pid may belong to someone else by now: no signal may go to it."""
+    sent: list[tuple[int, int]] = []
+    real_killpg = os.killpg
+
+    def killpg(pid: int, signum: int) -> None:
+        sent.append((pid, signum))
+        real_killpg(pid, signum)
+
+    monkeypatch.setattr(os, "killpg", killpg)
+    done = ExecProcess(subprocess.Popen(["true"], start_new_session=True))
+    while done.poll() is None:
+        time.sleep(0.01)
+    done.kill()
+    assert sent == []
+    running = ExecProcess(subprocess.Popen(["sleep", "30"], start_new_session=True))
+    running.kill()
+    assert sent == [(running.pid, signal.SIGKILL)]
+    assert running.popen.wait(10) == -signal.SIGKILL
+
+
+def test_an_unjailed_kernels_children_die_with_it() -> None:
+    """A plain kernel leads its own process group; the close kills the whole group."""
+    session = KernelSession(isolation="off").start()
+    try:
+        assert session.host is not None and not session.host.jailed
+        out = session.execute(
+            "import subprocess, os\nchild = subprocess.Popen(['sleep', '300'])\n"
+            "print(child.pid, os.getpgid(0) == os.getpid())"
+        )
+        pid, leads = out.stdout.split()
+        assert leads == "True", out
+        assert psutil.Process(int(pid)).name() == "sleep"
+    finally:
+        session.close()
+    assert _gone(int(pid))
+
+
+@pytest.mark.parametrize("isolation", ["off", "auto"])
+def test_interrupts_connect_on_first_use_and_restarts_keep_the_connection(isolation: str) -> None:
+    with KernelSession(isolation=isolation) as session:
+        assert session._km is not None and session._km._control is None  # none until needed
+        ports, key = dict(session._km.ports), session._km.session.key
+        session.execute("kept = 41")
+        out = session.execute("while True:\n    pass", timeout=0.5)
+        assert out.timed_out and not out.restarted, out
+        assert session._km._control is not None
+        assert session.execute("kept + 1").text == "42"  # interrupted: the variable is kept
+        first = session.pid
+        session.restart()
+        assert session.pid != first and session._km.ports == ports
+        assert session._km.session.key == key
+        assert session.execute("1 + 1").text == "2"
+
+
+def test_a_given_signing_key_is_the_kernels() -> None:
+    """The gateway's kernel signs with the gateway's key (its relays pass messages on)."""
+    session = KernelSession()
+    session._key = b"a-key-the-gateway-chose-0123456789"
+    with session:
+        assert session.root is not None
+        info = json.loads((session.root / "kernel.json").read_text())
+        assert info["key"] == "a-key-the-gateway-chose-0123456789"
+        assert session.execute("2 * 21").text == "42"
