@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from langchain_codevision.kernel import KernelSession
-from langchain_codevision.kernel._client import KernelClient
+from langchain_codevision.kernel._client import HostSession, KernelClient
 from langchain_codevision.kernel._manager import CHANNELS, ExecProcess, LocalKernel
 from langchain_codevision.kernel.session import _client_context
 
@@ -140,3 +140,41 @@ def test_a_given_signing_key_is_the_kernels() -> None:
         info = json.loads((session.root / "kernel.json").read_text())
         assert info["key"] == "a-key-the-gateway-chose-0123456789"
         assert session.execute("2 * 21").text == "42"
+
+
+def test_a_status_lost_before_the_subscription_took_hold_is_asked_for_again() -> None:
+    """The first probe's status goes nowhere (IOPub unsubscribed); a new probe follows."""
+    import zmq
+
+    from langchain_codevision.kernel._loop import run_sync
+
+    with KernelSession() as session:
+        assert session._km is not None
+        key = session._km.session.key  # a session of its own: a second shell identity
+        info = session._km.get_connection_info()
+        client = KernelClient(info, HostSession(key=key), session._km.context)
+        client.start_channels()
+        iopub = client.iopub_channel.socket
+        assert iopub is not None
+        iopub.setsockopt(zmq.UNSUBSCRIBE, b"")  # the kernel now publishes to no one here
+        probes: list[str] = []
+        real_info, real_shell = client.kernel_info, client.get_shell_msg
+
+        def kernel_info() -> str:
+            probes.append(real_info())
+            return probes[-1]
+
+        async def get_shell_msg(timeout: float | None = None):
+            msg = await real_shell(timeout)
+            iopub.setsockopt(zmq.SUBSCRIBE, b"")  # subscribed only after the first reply
+            return msg
+
+        client.kernel_info, client.get_shell_msg = kernel_info, get_shell_msg
+        own, session._kc = session._kc, client
+        try:
+            run_sync(session._wait_ready(kernel_info()))
+        finally:
+            session._kc = own
+            client.stop_channels()
+        assert len(probes) >= 2  # the first probe's status was lost: asked again
+        assert session.execute("1 + 2").text == "3"

@@ -102,6 +102,39 @@ def test_ndarray_results_are_converted_and_reported(kernel: KernelSession) -> No
     ]
 
 
+@pytest.mark.parametrize(
+    ("make", "mode"),
+    [
+        ("rng.integers(0, 256, (9, 13), dtype=np.uint8)", "L"),
+        ("rng.integers(0, 256, (9, 13, 1), dtype=np.uint8)", "L"),
+        ("rng.integers(0, 256, (9, 13, 3), dtype=np.uint8)", "RGB"),
+        ("rng.integers(0, 256, (9, 13, 4), dtype=np.uint8)", "RGBA"),
+        ("rng.integers(0, 256, (13, 9, 3), dtype=np.uint8).transpose(1, 0, 2)", "RGB"),
+        ("rng.integers(0, 256, (18, 26, 3), dtype=np.uint8)[::2, ::-2]", "RGB"),
+    ],
+)
+def test_array_results_arrive_exactly_and_stay_registered(
+    kernel: KernelSession, make: str, mode: str
+) -> None:
+    """An 8-bit array result is sent as its own bytes (views and strides included)."""
+    out = kernel.execute(
+        f"rng = np.random.default_rng(7)\nresult = {make}\nsent = result.copy()",
+        collect=("result",),
+        register_as="arr",
+    )
+    [produced] = out.result_images
+    assert produced.mode == mode and produced.size == (13, 9)
+    expected = eval(make, {"rng": np.random.default_rng(7), "np": np})  # the test's own
+    if expected.ndim == 3 and expected.shape[2] == 1:
+        expected = expected[..., 0]
+    assert np.array_equal(np.asarray(produced.image), expected)
+    again = kernel.execute(
+        "print(image.mode, image.size, np.array_equal(np.asarray(image), np.squeeze(sent)))",
+        image="arr",
+    )
+    assert again.stdout.split() == [mode, "(13,", "9)", "True"], again
+
+
 def test_register_as_makes_an_output_addressable(kernel: KernelSession) -> None:
     kernel.put_image(0, Image.new("RGB", (40, 20), "white"))
     kernel.execute(

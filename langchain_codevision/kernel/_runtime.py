@@ -25,6 +25,8 @@ from PIL import Image, ImageDraw
 
 IMAGE_MIME = "application/vnd.codevision.image+json"
 TRUNCATION_MARKER = "\n[... output truncated: more than {limit} characters ...]\n"
+ARRAY_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+"""The image mode of an 8-bit array by its bands (an ``HxW`` array has one)."""
 
 
 class CappedStream:
@@ -288,10 +290,13 @@ class Runtime:
         self.load_staged()
 
     # -- images out ----------------------------------------------------------------------
-    def save(self, image: Image.Image) -> dict[str, Any]:
+    def save(self, image: Image.Image, pixels: np.ndarray | None = None) -> dict[str, Any]:
         """Write ``image``'s raw pixels into the output buffer and describe it for the host.
 
-        Images larger than the host accepts are refused here, before any pixel moves.
+        ``pixels``, when given, is the same image as an 8-bit ``HxW``, ``HxWx3`` or
+        ``HxWx4`` array (a cell's array result): its bytes are the image's, so they are
+        written as they are instead of being packed again from PIL's own layout. Images
+        larger than the host accepts are refused here, before any pixel moves.
         """
         width, height = image.size
         if width * height > self.max_pixels:
@@ -299,14 +304,20 @@ class Runtime:
                 f"the result image is {width}x{height} = {width * height} pixels; at most "
                 f"{self.max_pixels} are accepted: resize or crop it first"
             )
-        image = standard_mode(image)
-        offset, length = self.out.write(image.tobytes())
+        bands = None if pixels is None else (pixels.shape[2] if pixels.ndim == 3 else 1)
+        mode = ARRAY_MODES.get(bands) if bands is not None else None
+        if pixels is not None and mode is not None and pixels.dtype == np.uint8:
+            data: Any = memoryview(np.ascontiguousarray(pixels)).cast("B")
+        else:
+            image = standard_mode(image)
+            mode, data = image.mode, image.tobytes()
+        offset, length = self.out.write(data)
         return {
             "buffer": str(self.out.path),
             "offset": offset,
             "length": length,
-            "mode": image.mode,
-            "size": list(image.size),
+            "mode": mode,
+            "size": [width, height],
         }
 
     def _image_bundle(self, image: Image.Image) -> dict[str, Any]:
@@ -326,13 +337,13 @@ class Runtime:
             if value is None:
                 continue
             entry: dict[str, Any] = {"name": name, "type": type(value).__name__}
-            image = _as_image(value, entry)
+            image, pixels = _as_image(value, entry)
             if image is not None:
                 if image.size[0] == 0 or image.size[1] == 0:
                     entry["kind"] = "empty"
                     entry["size"] = list(image.size)
                 else:
-                    entry.update(self.save(image), kind="image")
+                    entry.update(self.save(image, pixels), kind="image")
                     if register_as is not None:
                         self.images[str(register_as)] = image
                         register_as = None
@@ -380,25 +391,28 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
-def _as_image(value: Any, entry: dict[str, Any]) -> Image.Image | None:
+def _as_image(value: Any, entry: dict[str, Any]) -> tuple[Image.Image | None, np.ndarray | None]:
+    """``value`` as an image, and as its 8-bit array when it was one (else ``None``)."""
     if isinstance(value, Image.Image):
         entry["kind"] = "image"
-        return value
+        return value, None
     if isinstance(value, np.ndarray):
         entry["kind"] = "ndarray"
         entry["shape"] = list(value.shape)
         entry["dtype"] = str(value.dtype)
         shaped = value.ndim == 2 or (value.ndim == 3 and value.shape[2] in (1, 3, 4))
         if not shaped or value.size == 0 or value.dtype.kind not in "biuf":
-            return None
+            return None, None
         if value.dtype == np.bool_:
             value = value.astype(np.uint8) * 255
         elif value.dtype != np.uint8:
             value = _to_uint8(value)
         entry["converted_from"] = "ndarray"
-        return Image.fromarray(value[..., 0] if value.ndim == 3 and value.shape[2] == 1 else value)
+        if value.ndim == 3 and value.shape[2] == 1:
+            value = value[..., 0]
+        return Image.fromarray(value), value
     entry["kind"] = "other"
-    return None
+    return None, None
 
 
 def _index_order(key: str) -> tuple[int, Any]:

@@ -53,8 +53,10 @@ RUNTIME_PATH = Path(__file__).with_name("_runtime.py")
 _ids = itertools.count(1)
 StartMode = Literal["auto", "fork", "exec"]
 KernelShell = Literal["lean", "ipython"]
-IOPUB_PROBE_S = 0.25
-"""How long a starting kernel's IOPub may take to show a request's status before asking again."""
+IOPUB_PROBE_S = 0.02
+"""How long a starting kernel's IOPub may take to show a probe's status before asking again
+(doubled for each probe after, up to ``IOPUB_PROBE_MAX_S``)."""
+IOPUB_PROBE_MAX_S = 0.25
 
 WARM_KEY = "__cv_warm__"
 """The image key a warm-up uses (and removes)."""
@@ -482,34 +484,40 @@ class KernelSession:
 
         ``msg_id`` is the first request, already sent; replies to the requests in ``kept``
         (the preamble, queued behind it) that a second probe's wait meets are stored there
-        for their own waiters (see :meth:`_reply_seen`). The proof that IOPub is
-        live is a message published for that very request (its ``status``): one sent before
-        the subscription took hold is lost, so ask again. jupyter_client's ``wait_for_ready``
-        instead waits for IOPub to stay quiet for 0.2 s, on every start.
+        for their own waiters (see :meth:`_reply_seen`). The proof that IOPub is live is a
+        message published for one of the probes (its ``status``): one sent before the
+        subscription took hold is lost, so ask again, after 20 ms, then 40, 80 ... (the
+        status of a live subscription is queued before the reply it precedes). A late
+        status of an earlier probe counts too. jupyter_client's ``wait_for_ready`` instead
+        waits for IOPub to stay quiet for 0.2 s, on every start.
         """
         deadline = time.monotonic() + self.limits.startup_timeout
+        probes, wait = {msg_id}, IOPUB_PROBE_S
+        assert self._kc is not None
         while deadline - time.monotonic() > 0:
-            if not await self._reply_seen(self._kc.get_shell_msg, msg_id, deadline, 1.0, kept):
-                msg_id = self._kc.kernel_info()
+            if not await self._reply_seen(self._kc.get_shell_msg, probes, deadline, 1.0, kept):
+                probes.add(self._kc.kernel_info())
                 continue
-            if await self._reply_seen(self._kc.get_iopub_msg, msg_id, deadline, IOPUB_PROBE_S):
+            if await self._reply_seen(self._kc.get_iopub_msg, probes, deadline, wait):
                 return
-            msg_id = self._kc.kernel_info()
+            probes.add(self._kc.kernel_info())
+            wait = min(wait * 2, IOPUB_PROBE_MAX_S)
         raise RuntimeError(f"the kernel did not answer in {self.limits.startup_timeout:g} s")
 
     async def _reply_seen(
         self,
         get: Any,
-        msg_id: str,
+        msg_ids: str | set[str],
         deadline: float,
         wait: float,
         kept: dict[str, Any] | None = None,
     ) -> bool:
-        """Whether ``get`` yields a message for request ``msg_id`` within ``wait`` seconds.
+        """Whether ``get`` yields a message for a request in ``msg_ids`` within ``wait`` s.
 
         The reply to a request named in ``kept``, met on the way, is stored there (its
         content under the request's id) instead of being dropped.
         """
+        wanted = {msg_ids} if isinstance(msg_ids, str) else msg_ids
         until = min(deadline, time.monotonic() + wait)
         while (remaining := until - time.monotonic()) > 0:
             try:
@@ -519,7 +527,7 @@ class KernelSession:
                     raise RuntimeError("the kernel died before it was ready") from None
                 continue
             parent = msg.get("parent_header", {}).get("msg_id")
-            if parent == msg_id:
+            if parent in wanted:
                 return True
             if kept is not None and parent in kept and msg.get("msg_type") == "execute_reply":
                 kept[parent] = msg["content"]
