@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
+import resource
 import statistics
 import sys
 import time
@@ -158,12 +160,39 @@ def ready_times(options: dict[str, str], count: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in phases.items()}
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (all processes and the OS)."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_fresh_kernel(options: dict[str, str], count: int) -> dict[str, float]:
+    """CPU ms per kernel started, used once (an empty cell) and closed, ``count`` times:
+    this process's (the host's) and the whole machine's (the template, the jail, the
+    kernel, the OS work of forks, exits and namespaces; shared-machine noise included)."""
+    KernelSession(**options).start().close()  # the template is up, the code paths warm
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    host, busy = usage.ru_utime + usage.ru_stime, machine_busy_s()
+    for _ in range(count):
+        session = KernelSession(**options).start()
+        session.execute("pass")
+        session.close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "host": (usage.ru_utime + usage.ru_stime - host) / count * 1000,
+        "machine": (machine_busy_s() - busy) / count * 1000,
+    }
+
+
 def footprint_rows(counts: list[int], repeat: int) -> tuple[list[dict], dict]:
     """Rows for the footprint part, and the data of its plot."""
     template().stop()
     cold_template = ready_times(FORK, 1)  # the first request also starts the template
     forked = ready_times(FORK, repeat)
     fresh = ready_times(EXEC, max(3, repeat // 3))
+    cpu = cpu_per_fresh_kernel(FORK, max(20, repeat * 3))
     fork_pss = {n: idle_footprint(n, FORK) for n in counts}
     exec_counts = [n for n in counts if n <= 16] or [min(counts)]
     exec_pss = {n: idle_footprint(n, EXEC) for n in exec_counts}
@@ -209,6 +238,8 @@ def footprint_rows(counts: list[int], repeat: int) -> tuple[list[dict], dict]:
     row("request -> kernel_info reply, forked", forked["kernel_info_reply"], "ms")
     for phase in ("launch", "jail", "sockets", "kernel_info", "preamble"):
         row(f"forked start phase: {phase}", forked[phase], "ms")
+    row("host CPU per forked kernel (start, one execute, close)", cpu["host"], "ms")
+    row("machine CPU per forked kernel (all processes and the OS)", cpu["machine"], "ms")
     row("request -> ready, fresh interpreter (namespaces)", fresh["first_execute"], "ms")
     row("request -> kernel_info reply, fresh interpreter", fresh["kernel_info_reply"], "ms")
     row(
