@@ -24,6 +24,7 @@ from langchain_codevision.kernel import KernelLimits, KernelSession
 from langchain_codevision.kernel._forkserver import template
 from langchain_codevision.kernel.jail import backend_support
 from langchain_codevision.kernel.sandbox import is_secret
+from tests.conftest import wait_gone
 
 MiB = 1024**2
 LIMITS = KernelLimits(timeout=20, memory_bytes=2 * 1024**3, disk_bytes=64 * MiB)
@@ -60,18 +61,6 @@ def memory_mib(session: KernelSession, kind: str = "pss") -> float:
         except psutil.Error:
             continue
     return total / MiB
-
-
-def gone(pid: int, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def fd_links(pid: int) -> list[str]:
@@ -250,7 +239,7 @@ def test_a_spare_that_dies_is_replaced_and_a_start_never_needs_one() -> None:
         for lost in range(3):  # the template's own child: this test may kill it
             spare = one_spare(tpl.pid, {session.pid})
             spare.kill()
-            assert gone(spare.pid)
+            assert wait_gone(spare.pid)
             if lost < 2:
                 assert one_spare(tpl.pid, {session.pid}).pid != spare.pid
         time.sleep(0.2)
@@ -346,7 +335,7 @@ def test_time_limit_restart_and_exit_status_of_a_forked_kernel() -> None:
         assert run(session, "print('answers')") == "answers\n"  # interrupted (or restarted)
         first_pid = session.pid
         session.restart()
-        assert session.pid != first_pid and gone(first_pid)
+        assert session.pid != first_pid and wait_gone(first_pid)
         assert session.execute("state").error.name == "NameError"
         out = session.execute("result = image", image=0, collect=("result",))
         assert out.result_images[0].image.getpixel((0, 0)) == (255, 0, 0)  # images restored
@@ -381,7 +370,7 @@ def test_close_leaves_no_process_and_the_template_reaps_its_children() -> None:
     folder, cgroups = session.root, list(session.host.cgroup.paths)
     supervisor = session.pid
     session.close()
-    assert all(gone(pid) for pid in pids)
+    assert all(wait_gone(pid) for pid in pids)
     assert not folder.exists() and not [p for p in cgroups if p.exists()]
     deadline = time.monotonic() + 5
     while psutil.pid_exists(supervisor) and time.monotonic() < deadline:
@@ -397,8 +386,8 @@ def test_killing_the_template_kills_its_kernels_and_the_next_request_restarts_it
         kernel_pids = members(session)
         spare = one_spare(old_pid, {session.pid})
         os.kill(old_pid, signal.SIGKILL)  # the template is this process's own child
-        assert all(gone(pid) for pid in kernel_pids)  # nothing runs on unmanaged
-        assert gone(spare.pid)  # nor does its spare
+        assert all(wait_gone(pid) for pid in kernel_pids)  # nothing runs on unmanaged
+        assert wait_gone(spare.pid)  # nor does its spare
         out = session.execute("print('after')")
         assert out.restarted and out.stdout == "after\n"
         assert tpl.starts == starts + 1 and tpl.pid != old_pid

@@ -215,8 +215,8 @@ def test_a_vanished_result_file_is_a_clear_error(hostile: KernelSession) -> None
     out = hostile.execute(
         "import os\n"
         "_orig = __cv_runtime__.save\n"
-        "def _save(img):\n"
-        "    info = _orig(img)\n"
+        "def _save(img, *rest):\n"
+        "    info = _orig(img, *rest)\n"
         "    os.unlink(info['buffer'])\n"
         "    return info\n"
         "__cv_runtime__.save = _save\n"

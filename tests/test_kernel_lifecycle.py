@@ -21,17 +21,9 @@ import pytest
 
 from langchain_codevision.kernel import KernelSession
 from langchain_codevision.kernel.hostdirs import sweep_stale
+from tests.conftest import wait_gone
 
 STARTS = ["exec", "fork"]
-
-
-def _wait_gone(pid: int, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _host(script: str) -> subprocess.Popen[str]:
@@ -50,7 +42,7 @@ def test_garbage_collection_kills_the_kernel(start: str) -> None:
     root = session.root
     del session
     gc.collect()
-    assert pid is not None and _wait_gone(pid) and _wait_gone(jail_pid)
+    assert pid is not None and wait_gone(pid) and wait_gone(jail_pid)
     assert root is not None and not root.exists()
 
 
@@ -88,15 +80,15 @@ def test_host_exit_or_crash_leaves_no_kernel(ending: str, start: str) -> None:
     assert all(psutil.pid_exists(pid) for pid in pids) and run_root.exists()
     if ending == "sigkill-watcher-too":
         os.kill(watcher, signal.SIGKILL)
-        assert _wait_gone(watcher)
+        assert wait_gone(watcher)
     if ending != "normal-exit":
         os.kill(host.pid, signal.SIGTERM if ending == "sigterm" else signal.SIGKILL)
     host.wait(timeout=60)
-    assert all(_wait_gone(pid) for pid in pids), [psutil.Process(p).cmdline() for p in pids]
+    assert all(wait_gone(pid) for pid in pids), [psutil.Process(p).cmdline() for p in pids]
     if ending == "sigkill-watcher-too":  # nothing cleaned up: the next host sweeps it
         assert run_root.exists()
         sweep_stale(run_root.parent)
-    assert _wait_gone(watcher)
+    assert wait_gone(watcher)
     deadline = time.monotonic() + 30
     while (run_root.exists() or any(p.exists() for p in cgroups)) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -111,7 +103,7 @@ def test_kernel_spawned_children_die_with_the_session(start: str) -> None:
     jail = psutil.Process(session.host.jail_pid)
     [child] = [p for p in jail.children(recursive=True) if p.name() == "sleep"]
     session.close()
-    assert _wait_gone(child.pid) and _wait_gone(jail.pid)
+    assert wait_gone(child.pid) and wait_gone(jail.pid)
 
 
 def test_a_slow_cleanup_does_not_stall_other_kernels(monkeypatch) -> None:

@@ -17,15 +17,7 @@ from langchain_codevision.kernel import KernelSession
 from langchain_codevision.kernel._client import HostSession, KernelClient
 from langchain_codevision.kernel._manager import CHANNELS, ExecProcess, LocalKernel
 from langchain_codevision.kernel.session import _client_context
-
-
-def _gone(pid: int, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return True
-        time.sleep(0.05)
-    return False
+from tests.conftest import wait_gone
 
 
 def _manager(tmp_path: Path) -> LocalKernel:
@@ -67,7 +59,7 @@ def test_client_urls_follow_the_connection_info(tmp_path: Path) -> None:
     manager._write_connection_file()
     client = manager.client()
     assert isinstance(client, KernelClient) and client.session is manager.session
-    assert client._url("shell") == f"ipc://{tmp_path / 'ipc'}-{manager.shell_port}"
+    assert client._url("shell") == f"ipc://{tmp_path / 'ipc'}-{manager.ports['shell']}"
     tcp = KernelClient(
         {"transport": "tcp", "ip": "127.0.0.1", "iopub_port": 5555}, manager.session, None
     )
@@ -111,7 +103,7 @@ def test_an_unjailed_kernels_children_die_with_it() -> None:
         assert psutil.Process(int(pid)).name() == "sleep"
     finally:
         session.close()
-    assert _gone(int(pid))
+    assert wait_gone(int(pid))
 
 
 @pytest.mark.parametrize("isolation", ["off", "auto"])

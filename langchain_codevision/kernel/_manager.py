@@ -134,26 +134,6 @@ class LocalKernel:
         )
         return info
 
-    @property
-    def shell_port(self) -> int:
-        return self.ports["shell"]
-
-    @property
-    def iopub_port(self) -> int:
-        return self.ports["iopub"]
-
-    @property
-    def stdin_port(self) -> int:
-        return self.ports["stdin"]
-
-    @property
-    def hb_port(self) -> int:
-        return self.ports["hb"]
-
-    @property
-    def control_port(self) -> int:
-        return self.ports["control"]
-
     def _write_connection_file(self) -> None:
         """Number the sockets (once: a restart keeps them) and write the file, owner-only."""
         if not self.ports:

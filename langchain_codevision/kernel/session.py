@@ -452,8 +452,7 @@ class KernelSession:
         self._state["kill"] = process.kill if process is not None else None
         await self.host.follow_jail(self._is_alive, self.limits.startup_timeout)
         lap("jail")
-        km = self._km
-        ports = [km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port]
+        ports = list(self._km.ports.values())  # every socket the kernel binds
         await self.host.pin_sockets(ports, self._is_alive, self.limits.startup_timeout)
         lap("sockets")
         if self._kc is None:
