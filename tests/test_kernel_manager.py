@@ -48,6 +48,15 @@ def test_socket_numbers_skip_paths_in_use_and_the_file_is_owner_only(tmp_path: P
     assert manager.get_connection_info() == info
 
 
+def test_the_connection_file_is_never_written_through_a_link(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    (tmp_path / "kernel.json").symlink_to(target)
+    with pytest.raises(OSError):
+        _manager(tmp_path)._write_connection_file()
+    assert target.read_text() == "keep me"
+
+
 def test_two_kernels_never_share_a_signing_key(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -144,7 +144,8 @@ class LocalKernel:
                 self.ports[name] = number
                 number += 1
         text = json.dumps(self.get_connection_info())
-        fd = os.open(self.connection_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW  # never through a link
+        fd = os.open(self.connection_file, flags, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
 
