@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from langchain_codevision.kernel import KernelSession
-from langchain_codevision.kernel._client import HostSession, KernelClient
+from langchain_codevision.kernel._client import Channel, HostSession, KernelClient
 from langchain_codevision.kernel._manager import CHANNELS, ExecProcess, LocalKernel
 from langchain_codevision.kernel.session import _client_context
 from tests.conftest import wait_gone
@@ -79,22 +79,25 @@ def test_client_urls_follow_the_connection_info(tmp_path: Path) -> None:
 
 def test_an_exec_process_is_never_signalled_once_reaped(monkeypatch) -> None:
     """A reaped pid may belong to someone else by now: no signal may go to it."""
-    sent: list[tuple[int, int]] = []
+    sent: list[tuple[int, int, str]] = []
     real_killpg = os.killpg
 
     def killpg(pid: int, signum: int) -> None:
-        sent.append((pid, signum))
+        sent.append((pid, signum, psutil.Process(pid).status()))
         real_killpg(pid, signum)
 
     monkeypatch.setattr(os, "killpg", killpg)
     done = ExecProcess(subprocess.Popen(["true"], start_new_session=True))
     while done.poll() is None:
         time.sleep(0.01)
+    # its group was killed once, while the leader was a zombie (its pid still taken)
+    assert sent == [(done.pid, signal.SIGKILL, psutil.STATUS_ZOMBIE)]
+    sent.clear()
     done.kill()
-    assert sent == []
+    assert sent == []  # reaped: never signalled again
     running = ExecProcess(subprocess.Popen(["sleep", "30"], start_new_session=True))
     running.kill()
-    assert sent == [(running.pid, signal.SIGKILL)]
+    assert [(pid, signum) for pid, signum, _ in sent] == [(running.pid, signal.SIGKILL)]
     assert running.popen.wait(10) == -signal.SIGKILL
 
 
@@ -179,3 +182,105 @@ def test_a_status_lost_before_the_subscription_took_hold_is_asked_for_again() ->
             client.stop_channels()
         assert len(probes) >= 2  # the first probe's status was lost: asked again
         assert session.execute("1 + 2").text == "3"
+
+
+def test_what_a_plain_kernel_started_dies_with_it_even_when_it_exits_first() -> None:
+    """The leader is not reaped before its group is killed, so orphans cannot survive."""
+    with KernelSession(isolation="off") as session:
+        started = session.execute(
+            "import subprocess, os\nchild = subprocess.Popen(['sleep', '300'])\nprint(child.pid)"
+        )
+        orphan = int(started.stdout)
+        assert psutil.Process(orphan).name() == "sleep"
+        out = session.execute("os._exit(3)")  # the kernel goes first, its child stays behind
+        assert out.error is not None and out.error.name == "KernelDied", out
+        assert out.restarted
+        assert wait_gone(orphan)
+        assert session.execute("1 + 1").text == "2"
+
+
+def test_a_kill_that_never_ends_is_given_up_on(monkeypatch, tmp_path: Path) -> None:
+    """A process stuck in the OS must not hang a close or a restart for ever."""
+    import asyncio
+
+    from langchain_codevision.kernel import _manager as manager_module
+
+    manager = _manager(tmp_path)
+
+    async def stuck() -> bool:
+        return True
+
+    monkeypatch.setattr(manager, "is_alive", stuck)
+    monkeypatch.setattr(manager_module, "EXIT_WAIT_S", 0.05)
+    assert asyncio.run(manager._wait()) is False
+
+
+def test_an_empty_key_means_unsigned_messages(tmp_path: Path) -> None:
+    manager = LocalKernel(
+        ["python"],
+        forked=False,
+        startup_timeout=1,
+        ip=str(tmp_path / "ipc"),
+        connection_file=str(tmp_path / "kernel.json"),
+        context=_client_context(),
+        key=b"",
+    )
+    assert manager.session.auth is None and manager.get_connection_info()["key"] == ""
+
+
+def test_forged_signatures_are_refused_and_never_remembered() -> None:
+    from jupyter_client.session import Session
+
+    key = b"0123456789abcdef"
+    sender, host = Session(key=key), HostSession(key=key)
+    _, wire = sender.feed_identities(sender.serialize(sender.msg("status", {})))
+    for forged in (b"x" * (4 << 20), b"0" * len(wire[0])):  # huge; right length, wrong value
+        with pytest.raises(ValueError, match="Invalid Signature"):
+            host.deserialize([forged, *wire[1:]])
+    assert len(host.digest_history) == 0  # nothing kept for a signature that failed
+    assert host.deserialize(list(wire))["msg_type"] == "status"
+    assert len(host.digest_history) == 1
+
+
+def test_a_message_with_too_many_frames_or_bytes_is_dropped() -> None:
+    """ZeroMQ caps each frame; the channel caps a whole message's frames and bytes."""
+    import asyncio
+
+    import zmq
+    import zmq.asyncio
+
+    from langchain_codevision.kernel import _client
+
+    key = b"0123456789abcdef"
+    sender = HostSession(key=key)
+
+    def wire(extra: list[bytes]) -> list[bytes]:
+        return [*sender.serialize(sender.msg("status", {"execution_state": "idle"})), *extra]
+
+    half = b"x" * (_client.MAX_MESSAGE_BYTES // 2)
+    messages = [wire([b"x"] * _client.MAX_FRAMES), wire([half, half]), wire([b"ok"])]
+
+    async def read_all() -> list[str]:
+        context = zmq.asyncio.Context()
+        pull, push = context.socket(zmq.PULL), context.socket(zmq.PUSH)
+        pull.bind("inproc://frames")
+        push.connect("inproc://frames")
+        channel = Channel(pull, HostSession(key=key))
+        try:
+            for frames in messages:
+                zmq.Socket.shadow(push.underlying).send_multipart(frames)
+            seen = []
+            for _ in messages:
+                try:
+                    seen.append((await channel.get_msg(timeout=5))["msg_type"])
+                except ValueError as exc:
+                    seen.append(str(exc))
+            return seen
+        finally:
+            channel.close()
+            push.close(0)
+            context.term()
+
+    first, second, third = asyncio.run(read_all())
+    assert "frames over the size cap" in first and "frames over the size cap" in second
+    assert third == "status"  # the channel keeps working after dropping them

@@ -24,7 +24,12 @@ import zmq.asyncio
 from jupyter_client.adapter import adapt
 from jupyter_client.session import Session
 
-__all__ = ["Channel", "HostSession", "KernelClient"]
+__all__ = ["MAX_FRAMES", "MAX_MESSAGE_BYTES", "Channel", "HostSession", "KernelClient"]
+
+MAX_FRAMES = 64
+"""Frames a message from a kernel may have (routing, delimiter, five parts, buffers)."""
+MAX_MESSAGE_BYTES = 16 * 1024**2
+"""Bytes a message from a kernel may have in all (ZeroMQ's own cap is per frame)."""
 
 
 class HostSession(Session):
@@ -32,8 +37,11 @@ class HostSession(Session):
 
     ``Session.deserialize`` runs each header through ``extract_dates`` (a regex per value
     and a ``dateutil`` parse per date): about a third of the host's cost of a message, for
-    timestamps nothing here reads. The signature checks (signed, unseen, valid) are the
-    same, in the same order.
+    timestamps nothing here reads. The signature checks are jupyter_client's (signed,
+    unseen, valid), with two more for messages from a hostile kernel: a signature of the
+    wrong length is refused before anything else, and only a signature that checked out
+    is remembered against replays (upstream keeps every one it sees, however large, up to
+    65,536 of them).
     """
 
     def deserialize(  # type: ignore[override]
@@ -47,12 +55,14 @@ class HostSession(Session):
             signature = msg_list[0]
             if not signature:
                 raise ValueError("Unsigned Message")
+            if len(signature) != 2 * self.auth.digest_size:  # a hex digest, or forged
+                raise ValueError(f"Invalid Signature: {len(signature)} bytes")
             if signature in self.digest_history:
                 raise ValueError(f"Duplicate Signature: {signature!r}")
-            if content:
-                self._add_digest(signature)
             if not hmac.compare_digest(signature, self.sign(msg_list[1:5])):
                 raise ValueError(f"Invalid Signature: {signature!r}")
+            if content:
+                self._add_digest(signature)
         header = self.unpack(msg_list[1])
         message = {
             "header": header,
@@ -70,8 +80,10 @@ class Channel:
     """One socket of a kernel connection: send a message, or take the next one.
 
     A message already waiting is taken at once through a plain (non-asyncio) view of the
-    socket; only an empty socket is awaited. A message that fails its signature check is
-    raised as ``ValueError`` to the reader, like jupyter_client's channels do.
+    socket; only an empty socket is awaited. A message that fails its signature check, or
+    has more than :data:`MAX_FRAMES` frames or :data:`MAX_MESSAGE_BYTES` bytes in all, is
+    raised as ``ValueError`` to the reader (and so dropped), like jupyter_client's
+    channels do with bad signatures.
     """
 
     def __init__(self, socket: zmq.asyncio.Socket, session: Session) -> None:
@@ -98,6 +110,8 @@ class Channel:
                 frames = self._direct.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 raise queue.Empty from None
+        if len(frames) > MAX_FRAMES or sum(len(frame) for frame in frames) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"a message of {len(frames)} frames over the size cap was dropped")
         _, message = self.session.feed_identities(frames)
         return self.session.deserialize(message)
 

@@ -20,6 +20,8 @@ import json
 import os
 import signal
 import subprocess
+import threading
+import time
 import uuid
 from typing import IO, Any, Protocol
 
@@ -36,6 +38,8 @@ CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 FIRST_EXIT_CHECK_S = 0.001
 """How soon after a kill the kernel process is first checked for having ended (then 2x)."""
 LAST_EXIT_CHECK_S = 0.1
+EXIT_WAIT_S = 5.0
+"""How long a close or restart waits for a killed process to end before going on."""
 
 
 def new_key() -> bytes:
@@ -58,24 +62,47 @@ class KernelProcess(Protocol):
 
 
 class ExecProcess:
-    """A kernel (or its jail supervisor) started by ``Popen`` as a process group leader."""
+    """A kernel (or its jail supervisor) started by ``Popen`` as a process group leader.
+
+    The leader is never reaped before its group is killed: while it is a zombie its pid,
+    and so the group's id, cannot be reused, so a group kill never reaches anyone else's
+    processes, and what the kernel started dies with it even when it exits first.
+    """
 
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self.popen = popen
         self.pid = popen.pid
+        self._lock = threading.Lock()  # the finalizer may kill from another thread
 
     def poll(self) -> int | None:
-        """The exit code (negative: killed by that signal), ``None`` while it runs."""
-        return self.popen.poll()
+        """The exit code (negative: killed by that signal), ``None`` while it runs.
+
+        A leader found exited takes its group with it before it is reaped.
+        """
+        with self._lock:
+            if self.popen.returncode is None and self._exited():
+                self._kill_group(signal.SIGKILL)
+            return self.popen.poll()
+
+    def _exited(self) -> bool:
+        """Whether the leader has exited, without reaping it."""
+        try:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True  # already reaped (by Popen itself): nothing left to signal by pid
+
+    def _kill_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
 
     def send_signal(self, signum: int) -> None:
         """Signal the process group, while its leader is unreaped (so never a reused one)."""
-        if self.popen.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signum)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            self.popen.send_signal(signum)
+        with self._lock:
+            if self.popen.returncode is not None:
+                return  # reaped: its group was killed first (see ``poll``)
+            self._kill_group(signum)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                self.popen.send_signal(signum)
 
     def kill(self) -> None:
         """SIGKILL the process and its group."""
@@ -115,7 +142,10 @@ class LocalKernel:
         self.ip = ip
         self.connection_file = connection_file
         self.context = context
-        self.session = HostSession(key=key or new_key(), signature_scheme="hmac-sha256")
+        # b"" is a valid key: an unsigned connection (a gateway may use one)
+        self.session = HostSession(
+            key=new_key() if key is None else key, signature_scheme="hmac-sha256"
+        )
         self.ports: dict[str, int] = {}
         self.process: KernelProcess | None = None
         self._launch: dict[str, Any] = {}
@@ -193,12 +223,18 @@ class LocalKernel:
         """Whether the process runs."""
         return self.process is not None and self.process.poll() is None
 
-    async def _wait(self) -> None:
-        """Wait for the process to end, checking after 1, 2, 4 ... ms (at most each 0.1 s)."""
-        delay = FIRST_EXIT_CHECK_S
+    async def _wait(self) -> bool:
+        """Wait for the process to end, checking after 1, 2, 4 ... ms (at most each 0.1 s).
+
+        Gives up after :data:`EXIT_WAIT_S` (a process stuck in the OS, say): whether it ended.
+        """
+        delay, deadline = FIRST_EXIT_CHECK_S, time.monotonic() + EXIT_WAIT_S
         while await self.is_alive():
+            if time.monotonic() > deadline:
+                return False
             await asyncio.sleep(delay)
             delay = min(delay * 2, LAST_EXIT_CHECK_S)
+        return True
 
     async def _stop_process(self) -> None:
         process = self.process

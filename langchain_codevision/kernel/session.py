@@ -39,7 +39,7 @@ import zmq.asyncio
 from PIL import Image
 
 from ._cell import POLL_S, run_cell
-from ._client import KernelClient
+from ._client import MAX_MESSAGE_BYTES, KernelClient
 from ._host import KernelHost, cleanup_state
 from ._loop import run_async, run_sync
 from ._manager import LocalKernel
@@ -97,8 +97,6 @@ def _finalize(state: dict[str, Any]) -> None:
     cleanup_state(state)
 
 
-MAX_MESSAGE_BYTES = 16 * 1024**2
-"""Largest message the host accepts from a kernel (bigger ones drop the connection)."""
 MAX_QUEUED_MESSAGES = 32
 """Messages queued per channel before further ones are dropped (bounds host memory)."""
 _context: zmq.asyncio.Context | None = None
@@ -109,6 +107,7 @@ def _client_context() -> zmq.asyncio.Context:
     global _context
     if _context is None:
         _context = zmq.asyncio.Context()
+        # per frame (a bigger one drops the connection); the client caps whole messages
         _context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         _context.setsockopt(zmq.RCVHWM, MAX_QUEUED_MESSAGES)
     return _context
