@@ -46,6 +46,26 @@ def test_garbage_collection_kills_the_kernel(start: str) -> None:
     assert root is not None and not root.exists()
 
 
+@pytest.mark.parametrize("isolation", ["auto", "off"])
+def test_a_dropped_session_leaves_no_descriptor_behind(isolation: str) -> None:
+    """Garbage collection releases the sockets, pidfd and area descriptor too."""
+    KernelSession(isolation=isolation).start().close()  # the loop and template are up
+
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = descriptors()
+    for _ in range(4):
+        session = KernelSession(isolation=isolation).start()
+        assert session.execute("1 + 1").text == "2"
+        del session
+        gc.collect()
+    deadline = time.monotonic() + 10  # the sockets are closed on the kernel I/O loop
+    while descriptors() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert descriptors() <= before
+
+
 @pytest.mark.parametrize("start", STARTS)
 @pytest.mark.parametrize("ending", ["normal-exit", "sigterm", "sigkill", "sigkill-watcher-too"])
 def test_host_exit_or_crash_leaves_no_kernel(ending: str, start: str) -> None:

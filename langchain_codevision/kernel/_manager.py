@@ -268,6 +268,16 @@ class LocalKernel:
         await self._stop_process()
         self._close_control()
 
+    def release(self) -> None:
+        """Close the control socket and the process handle, killing nothing (idempotent).
+
+        For a kernel that was never shut down (its session was garbage-collected): the
+        kill itself goes through the session's finalizer.
+        """
+        self._close_control()
+        if self.process is not None:
+            self.process.close()
+
     def _close_control(self) -> None:
         if self._control is not None:
             self._control.close(linger=0)

@@ -41,7 +41,7 @@ from PIL import Image
 from ._cell import POLL_S, run_cell
 from ._client import MAX_MESSAGE_BYTES, KernelClient
 from ._host import KernelHost, cleanup_state
-from ._loop import run_async, run_sync
+from ._loop import get_loop, on_loop_thread, run_async, run_sync
 from ._manager import LocalKernel
 from ._pixels import pixel_array, pixel_layout
 from .jail import JailBackend, JailPlan, backend_support, plan_jail
@@ -92,9 +92,29 @@ def _kill_supervisor(state: dict[str, Any]) -> None:
 
 
 def _finalize(state: dict[str, Any]) -> None:
-    """Last-resort cleanup at garbage collection or interpreter exit."""
+    """Last-resort cleanup at garbage collection or interpreter exit.
+
+    Kills the kernel, then releases what the host held of it (sockets on the kernel I/O
+    loop, where they live; the process handle and the area's descriptor here), so a
+    session dropped without ``close()`` leaves no descriptor behind either.
+    """
     _kill_supervisor(state)
+    for release in state.pop("releases", []):
+        with contextlib.suppress(Exception):
+            release()
     cleanup_state(state)
+
+
+def _on_loop(function: Callable[[], None]) -> Callable[[], None]:
+    """``function`` run on the kernel I/O loop (at once when already there)."""
+
+    def call() -> None:
+        if on_loop_thread():
+            function()
+        else:
+            get_loop().call_soon_threadsafe(function)
+
+    return call
 
 
 MAX_QUEUED_MESSAGES = 32
@@ -459,6 +479,11 @@ class KernelSession:
             # liveness is the process's; interrupts go through the manager's own control
             # socket, so the client has only the shell and IOPub channels
             self._kc.start_channels()
+        self._state["releases"] = [
+            _on_loop(self._kc.stop_channels),
+            _on_loop(self._km.release),
+            self.host.close_files,
+        ]
         # The preamble is queued right behind the first kernel_info: the kernel runs it as
         # soon as it has answered, with no round trip back to the host in between.
         probe = self._kc.kernel_info()
