@@ -152,17 +152,22 @@ class KernelClient:
         """Connect the IOPub and shell sockets (idempotent)."""
         # IOPub first: its subscription then has a head start on the first request
         if self._iopub is None:
-            iopub = self.context.socket(zmq.SUB)
+            iopub = self.connect(zmq.SUB, "iopub")
             iopub.setsockopt(zmq.SUBSCRIBE, b"")
-            iopub.linger = 0
-            iopub.connect(self._url("iopub"))
             self._iopub = Channel(iopub, self.session)
         if self._shell is None:
-            shell = self.context.socket(zmq.DEALER)
-            shell.setsockopt(zmq.IDENTITY, self.session.bsession)
-            shell.linger = 0
-            shell.connect(self._url("shell"))
-            self._shell = Channel(shell, self.session)
+            self._shell = Channel(self.connect(zmq.DEALER, "shell"), self.session)
+
+    def connect(self, kind: int, channel: str) -> zmq.asyncio.Socket:
+        """A new socket of ``kind`` on the kernel's ``channel``, with the session's identity.
+
+        It drops unsent messages when closed (no linger).
+        """
+        socket = self.context.socket(kind)
+        socket.setsockopt(zmq.IDENTITY, self.session.bsession)
+        socket.linger = 0
+        socket.connect(self._url(channel))
+        return socket
 
     def stop_channels(self) -> None:
         """Close both sockets (idempotent)."""

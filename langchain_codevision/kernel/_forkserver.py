@@ -246,9 +246,7 @@ def _stop_templates() -> None:
         each.stop()
 
 
-async def launch_forked(
-    cmd: list[str], env: dict[str, str], timeout: float, chosen: Template | None = None
-) -> ForkedProcess:
+async def launch_forked(cmd: list[str], env: dict[str, str], timeout: float) -> ForkedProcess:
     """Ask the template for a kernel; the answer holds its supervisor's pidfd.
 
     ``cmd`` is the jail supervisor's command (its last argument the connection file) and
@@ -258,7 +256,7 @@ async def launch_forked(
     config = json.loads(env["CODEVISION_JAIL"])
     request = {"config": config, "connection_file": cmd[-1]}
     shell = json.loads(config["kernel_env"]["CODEVISION_KERNEL_CONFIG"]).get("shell")
-    chosen = chosen or template(shell=shell or "lean")
+    chosen = template(shell=shell or "lean")
     for attempt in (1, 2):
         chosen.start()  # on this (the kernel I/O) thread, which outlives every kernel
         try:

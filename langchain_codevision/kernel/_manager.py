@@ -248,11 +248,7 @@ class LocalKernel:
     async def interrupt_kernel(self) -> None:
         """Send ``interrupt_request`` on the control socket (connected on first use)."""
         if self._control is None:
-            control = self.context.socket(zmq.DEALER)
-            control.setsockopt(zmq.IDENTITY, self.session.bsession)
-            control.linger = 0
-            control.connect(f"ipc://{self.ip}-{self.ports['control']}")
-            self._control = control
+            self._control = self.client().connect(zmq.DEALER, "control")
         self.session.send(self._control, self.session.msg("interrupt_request", {}))
 
     async def restart_kernel(self, now: bool = True) -> None:

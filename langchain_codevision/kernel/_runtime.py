@@ -304,9 +304,10 @@ class Runtime:
                 f"the result image is {width}x{height} = {width * height} pixels; at most "
                 f"{self.max_pixels} are accepted: resize or crop it first"
             )
-        bands = None if pixels is None else (pixels.shape[2] if pixels.ndim == 3 else 1)
-        mode = ARRAY_MODES.get(bands) if bands is not None else None
-        if pixels is not None and mode is not None and pixels.dtype == np.uint8:
+        mode = None
+        if pixels is not None and pixels.dtype == np.uint8:
+            mode = ARRAY_MODES.get(pixels.shape[2] if pixels.ndim == 3 else 1)
+        if mode is not None:
             data: Any = memoryview(np.ascontiguousarray(pixels)).cast("B")
         else:
             image = standard_mode(image)
