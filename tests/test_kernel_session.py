@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 
 import numpy as np
@@ -52,6 +53,93 @@ def test_binding_gives_a_fresh_copy_and_a_draw_handle(kernel: KernelSession) -> 
     assert drawn.name == "image" and drawn.image.getpixel((1, 1)) == (255, 0, 0)
     again = kernel.execute("print(image.getpixel((1, 1)))", image="page")
     assert again.stdout.strip() == "(255, 255, 255)"
+
+
+IN_PLACE_WRITES = [
+    "draw.rectangle((0, 0, 4, 4), fill='red')",
+    "ImageDraw.Draw(image).point((1, 1), fill='red')",
+    "image.paste((255, 0, 0), (0, 0, 5, 5))",
+    "image.putpixel((1, 1), (255, 0, 0))",
+    "image.putdata([(255, 0, 0)] * (20 * 10))",
+    "img.load()[1, 1] = (255, 0, 0)",
+    "pixels = image.load()\npixels[1, 1] = (255, 0, 0)",
+    "image.frombytes(bytes([255, 0, 0]) * (20 * 10))",
+    "exec('image.load()[1, 1] = (255, 0, 0)')",
+    "image.im.putpixel((1, 1), (255, 0, 0))",
+]
+
+
+@pytest.mark.parametrize("code", IN_PLACE_WRITES)
+def test_a_cell_changes_its_binding_never_the_registered_image(
+    kernel: KernelSession, code: str
+) -> None:
+    kernel.put_image("page", Image.new("RGB", (20, 10), "white"))
+    out = kernel.execute(code, image="page", collect=("image",))
+    assert out.ok, out.error
+    [changed] = out.result_images
+    assert changed.image.getpixel((1, 1)) == (255, 0, 0)
+    again = kernel.execute("print(image.getpixel((1, 1)))", image="page")
+    assert again.stdout.strip() == "(255, 255, 255)", again
+
+
+def test_a_reading_cell_binds_the_registered_pixels_without_a_copy(
+    kernel: KernelSession,
+) -> None:
+    """A cell that only reads gets the registered image's own pixels, read-only."""
+    kernel.put_image("page", Image.new("RGB", (20, 10), "white"))
+    out = kernel.execute(
+        "print(image.readonly)\nresult = image.rotate(90, expand=True)",
+        image="page",
+        collect=("result",),
+    )
+    assert out.stdout.strip() == "1", out
+    assert out.result_images[0].size == (10, 20)
+    # checked in a cell of its own: naming ``.im`` would make the bind copy
+    same = kernel.execute("print(image.im is __cv_runtime__.get('page').im)")
+    assert same.stdout.strip() == "True", same
+    written = kernel.execute("print(image.readonly)\npixels = image.load()", image="page")
+    assert written.stdout.strip() == "0", written  # a cell that names load() gets a copy
+
+
+def test_a_helper_that_writes_pixels_directly_is_refused_not_obeyed(
+    kernel: KernelSession,
+) -> None:
+    """Pixel access of a shared binding refuses writes: the registered image stays intact."""
+    kernel.put_image("page", Image.new("L", (6, 6), 9))
+    kernel.execute("def mark(picture):\n    picture.load()[0, 0] = 200")
+    out = kernel.execute("mark(image)", image="page")
+    assert out.error is not None and "readonly" in out.error.value
+    again = kernel.execute("print(image.getpixel((0, 0)))", image="page")
+    assert again.stdout.strip() == "9"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "Image.new('L', (13, 7), 3)",
+        "Image.new('LA', (5, 11), (9, 200))",
+        "Image.new('RGBA', (17, 3), (1, 2, 3, 4))",
+        "Image.new('1', (9, 9), 1)",
+        "Image.new('P', (8, 8), 5)",
+        "Image.new('I;16', (4, 4), 1000)",
+        "Image.new('CMYK', (4, 4), (0, 0, 0, 0))",
+        "Image.effect_noise((1203, 911), 40).convert('RGB')",
+    ],
+)
+def test_pil_results_of_every_mode_arrive_as_the_kernel_packed_them(
+    kernel: KernelSession, make: str
+) -> None:
+    out = kernel.execute(
+        f"result = {make}\n"
+        "from codevision_kernel_runtime import standard_mode\n"
+        "import hashlib\n"
+        "print(hashlib.sha256(standard_mode(result).tobytes()).hexdigest())",
+        collect=("result",),
+    )
+    assert out.ok, out.error
+    [produced] = out.result_images
+    digest = hashlib.sha256(produced.image.tobytes()).hexdigest()
+    assert digest == out.stdout.strip()
 
 
 def test_stale_results_never_leak_into_the_next_call(kernel: KernelSession) -> None:

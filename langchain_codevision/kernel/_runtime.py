@@ -104,11 +104,79 @@ class PixelBuffer:
 
     def write(self, data: bytes) -> tuple[int, int]:
         """Append ``data``; returns ``(offset, length)``."""
-        start = self.offset
-        buffer = self._ensure(start + len(data))
-        buffer[start : start + len(data)] = data
-        self.offset = (start + len(data) + 63) // 64 * 64
+        start, view = self.reserve(len(data))
+        with view:
+            view[:] = data
         return start, len(data)
+
+    def reserve(self, length: int) -> tuple[int, memoryview]:
+        """Set ``length`` bytes aside at the end; their offset, and a view to fill and release.
+
+        The view pins the mapping: release it (``with view:``) before the next reserve.
+        """
+        start = self.offset
+        buffer = self._ensure(start + length)
+        self.offset = (start + length + 63) // 64 * 64
+        return start, memoryview(buffer)[start : start + length]
+
+    def write_image(self, image: Image.Image) -> tuple[int, int]:
+        """Append an ``L``/``LA``/``RGB``/``RGBA`` image's packed pixels; ``(offset, length)``.
+
+        PIL packs the rows block by block straight into the mapped pages, so the pixels are
+        copied once (``tobytes`` packs them into a new string first, then that is copied).
+        """
+        length = image.width * image.height * len(image.getbands())
+        start, view = self.reserve(length)
+        with view:
+            try:
+                done = _pack_into(image, view)
+            except Exception:  # a PIL without the raw encoder this uses: pack, then copy
+                done = -1
+            if done != length:
+                view[:] = image.tobytes()
+        return start, length
+
+
+IN_PLACE_WRITERS = frozenset({"load", "frombytes", "applyTransform", "apply_in_place", "im"})
+"""Attributes through which code can write an image's pixels without PIL's copy-on-write
+(``image.load()[x, y] = ...`` and the core ``image.im`` among them): a cell that names one
+binds a private copy."""
+
+
+def _writes_pixels(tree: ast.Module) -> bool:
+    """Whether a cell may write pixels in place behind PIL's back (see IN_PLACE_WRITERS)."""
+    return any(
+        (isinstance(node, ast.Attribute) and node.attr in IN_PLACE_WRITERS)
+        or (isinstance(node, ast.Name) and node.id in ("eval", "exec", "getattr"))
+        for node in ast.walk(tree)
+    )
+
+
+def shared_view(image: Image.Image) -> Image.Image:
+    """An image on the same pixels as ``image``, which copies them before its first change.
+
+    PIL's ``readonly`` flag does it: ``paste``, ``putpixel``, ``putdata``, ``putalpha`` and
+    ``ImageDraw`` copy a read-only image's pixels first (``Image._ensure_mutable``), and its
+    pixel access refuses writes. Binding one costs nothing, where a copy of a 1000x1000
+    page moves 4 MB before every cell.
+    """
+    view = image._new(image.im)
+    view.readonly = 1
+    return view
+
+
+class LazyDraw(ImageDraw.ImageDraw):
+    """``ImageDraw.Draw(image)``, made on first use (making it copies a shared image)."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self._cv_image = image
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_cv_") or "_cv_ready" in self.__dict__:
+            raise AttributeError(name)
+        self.__dict__["_cv_ready"] = True
+        ImageDraw.ImageDraw.__init__(self, self._cv_image)
+        return getattr(self, name)
 
 
 class _BindTransformer(ast.NodeTransformer):
@@ -120,7 +188,7 @@ class _BindTransformer(ast.NodeTransformer):
     def visit_Module(self, node: ast.Module) -> ast.Module:
         if self.runtime.pending_request() is None:
             return node
-        call = ast.parse("__cv_runtime__.before_cell()").body[0]
+        call = ast.parse(f"__cv_runtime__.before_cell({_writes_pixels(node)!r})").body[0]
         position = 0
         for position, stmt in enumerate(node.body):
             is_doc = isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
@@ -254,8 +322,13 @@ class Runtime:
                 self.images.pop(key, None)
                 self.load_errors[key] = f"{type(exc).__name__}: {exc}"
 
-    def before_cell(self) -> None:
-        """Bind ``image``/``img``/``draw`` and clear result names for this cell."""
+    def before_cell(self, copy: bool = True) -> None:
+        """Bind ``image``/``img``/``draw`` and clear result names for this cell.
+
+        The bound image is the registered one's own: a copy (``copy``, for cells that may
+        write pixels in place, see :data:`IN_PLACE_WRITERS`) or a :func:`shared_view`,
+        which copies on its first change. Either way the registered image never changes.
+        """
         request = self.pending_request()
         if request is None:
             return
@@ -265,9 +338,10 @@ class Runtime:
         key = request["bind"]
         if key is None:
             return
-        copy = self.get(key).copy()
-        ns["image"] = ns["img"] = copy
-        ns["draw"] = ImageDraw.Draw(copy)
+        source = self.get(key)
+        bound = source.copy() if copy else shared_view(source)
+        ns["image"] = ns["img"] = bound
+        ns["draw"] = LazyDraw(bound)
 
     def clamp_box(self, image: Any, box: Any) -> tuple[int, int, int, int]:
         """Clamp a crop box to ``image`` (used by the graph's opt-in code repair)."""
@@ -308,11 +382,11 @@ class Runtime:
         if pixels is not None and pixels.dtype == np.uint8:
             mode = ARRAY_MODES.get(pixels.shape[2] if pixels.ndim == 3 else 1)
         if mode is not None:
-            data: Any = memoryview(np.ascontiguousarray(pixels)).cast("B")
+            offset, length = self.out.write(memoryview(np.ascontiguousarray(pixels)).cast("B"))
         else:
             image = standard_mode(image)
-            mode, data = image.mode, image.tobytes()
-        offset, length = self.out.write(data)
+            mode = image.mode
+            offset, length = self.out.write_image(image)
         return {
             "buffer": str(self.out.path),
             "offset": offset,
@@ -352,6 +426,23 @@ class Runtime:
             if first_only and entry.get("kind") in ("image", "empty"):
                 break  # an empty image is the result too (the host reports its size)
         return json.dumps(found)
+
+
+def _pack_into(image: Image.Image, view: memoryview) -> int:
+    """Pack ``image``'s pixels (its own mode's raw layout) into ``view``; bytes written."""
+    image.load()
+    encoder = Image._getencoder(image.mode, "raw", image.mode)
+    encoder.setimage(image.im, (0, 0, *image.size))
+    block = max(1 << 16, image.width * 4)
+    done = 0
+    while True:
+        _, status, data = encoder.encode(block)
+        if done + len(data) > len(view):
+            return -1
+        view[done : done + len(data)] = data
+        done += len(data)
+        if status:
+            return done if status > 0 else -1
 
 
 def standard_mode(image: Image.Image) -> Image.Image:
