@@ -282,15 +282,20 @@ def plot_footprint(plot: dict[str, dict[int, float]], path: Path) -> Path | None
     return path
 
 
-def merge_footprint(rows: list[dict], meta: dict) -> Path:
-    """Replace the footprint rows of the last full report with ``rows``; keep the rest."""
+def merge_part(rows: list[dict], meta: dict, part: str) -> Path:
+    """Replace one part's rows (``footprint`` or ``runtime``) of the last report with ``rows``.
+
+    The other part's rows are kept as they were, runtime rows first as in a full report.
+    """
     previous = RESULTS / "kernel.json"
     kept, old_meta = [], {}
     if previous.exists():
         data = json.loads(previous.read_text())
-        kept = [r for r in data["rows"] if r.get("part") != FOOTPRINT_TAG]
+        is_footprint = part == FOOTPRINT_TAG
+        kept = [r for r in data["rows"] if (r.get("part") == FOOTPRINT_TAG) != is_footprint]
         old_meta = {k: v for k, v in data["meta"].items() if k not in ("python", "machine")}
-    return write_report("kernel", "Kernel runtime benchmark", kept + rows, {**old_meta, **meta})
+    ordered = kept + rows if part == FOOTPRINT_TAG else rows + kept
+    return write_report("kernel", "Kernel runtime benchmark", ordered, {**old_meta, **meta})
 
 
 def main() -> None:
@@ -306,7 +311,7 @@ def main() -> None:
         footprint, plot = footprint_rows(counts, max(5, args.repeat // 3))
         plot_footprint(plot, RESULTS / "kernel_footprint.png")
     if args.part == "footprint":
-        print(merge_footprint(footprint, meta).read_text())
+        print(merge_part(footprint, meta, FOOTPRINT_TAG).read_text())
         return
     image = page()
     op_only = measure(lambda: image.rotate(90, expand=True), args.repeat)
@@ -461,7 +466,7 @@ def main() -> None:
         },
     ]
     if args.part == "runtime":
-        path = merge_footprint(rows, {"repeat": args.repeat, "isolation": isolation})
+        path = merge_part(rows, {"repeat": args.repeat, "isolation": isolation}, "runtime")
     else:
         path = write_report(
             "kernel",

@@ -242,6 +242,67 @@ def test_forged_signatures_are_refused_and_never_remembered() -> None:
     assert len(host.digest_history) == 1
 
 
+def test_a_channel_wakes_on_arrival_and_leaves_no_watch_behind() -> None:
+    """A wait ends when a message arrives, at its timeout, or when cancelled; in each case
+    the loop no longer watches the socket afterwards."""
+    import asyncio
+    import queue
+
+    import zmq
+    import zmq.asyncio
+
+    key = b"0123456789abcdef"
+    sender = HostSession(key=key)
+
+    async def scenario() -> dict[str, object]:
+        loop = asyncio.get_running_loop()
+        context = zmq.asyncio.Context()
+        pull, push = context.socket(zmq.PULL), context.socket(zmq.PUSH)
+        pull.bind("inproc://wake")
+        push.connect("inproc://wake")
+        channel = Channel(pull, HostSession(key=key))
+        fd = pull.getsockopt(zmq.FD)
+        seen: dict[str, object] = {}
+        try:
+            started = time.monotonic()
+            with pytest.raises(queue.Empty):
+                await channel.get_msg(timeout=0.05)
+            seen["timeout_s"] = time.monotonic() - started
+            seen["watched_after_timeout"] = loop.remove_reader(fd)
+
+            async def send_later() -> None:
+                await asyncio.sleep(0.05)
+                wire = sender.serialize(sender.msg("status", {"execution_state": "idle"}))
+                zmq.Socket.shadow(push.underlying).send_multipart(wire)
+
+            later = asyncio.create_task(send_later())
+            started = time.monotonic()
+            seen["arrived"] = (await channel.get_msg(timeout=30))["msg_type"]
+            seen["arrival_s"] = time.monotonic() - started
+            await later
+            seen["watched_after_arrival"] = loop.remove_reader(fd)
+
+            waiting = asyncio.create_task(channel.get_msg(timeout=None))
+            await asyncio.sleep(0.02)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            seen["watched_after_cancel"] = loop.remove_reader(fd)
+            return seen
+        finally:
+            channel.close()
+            push.close(0)
+            context.term()
+
+    seen = asyncio.run(scenario())
+    assert seen["arrived"] == "status"
+    assert 0.04 <= seen["timeout_s"] < 5  # type: ignore[operator]
+    assert seen["arrival_s"] < 5  # type: ignore[operator]  # woken, not run out
+    assert not seen["watched_after_timeout"]
+    assert not seen["watched_after_arrival"]
+    assert not seen["watched_after_cancel"]
+
+
 def test_a_message_with_too_many_frames_or_bytes_is_dropped() -> None:
     """ZeroMQ caps each frame; the channel caps a whole message's frames and bytes."""
     import asyncio

@@ -15,6 +15,7 @@ stdin is never allowed, and interrupts go through the kernel's manager.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import queue
 from typing import Any
@@ -104,7 +105,7 @@ class Channel:
         try:
             frames = self._direct.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
-            if not await self.socket.poll(None if timeout is None else int(timeout * 1000)):
+            if not await self._readable(timeout):
                 raise queue.Empty from None
             try:
                 frames = self._direct.recv_multipart(zmq.NOBLOCK)
@@ -115,12 +116,55 @@ class Channel:
         _, message = self.session.feed_identities(frames)
         return self.session.deserialize(message)
 
+    async def _readable(self, timeout: float | None) -> bool:
+        """Wait until a message waits (True) or ``timeout`` seconds pass (False).
+
+        The socket's descriptor is watched by the running loop for this wait only: one
+        future and one timer, where pyzmq's ``poll`` builds a poller with futures and
+        callbacks of its own for every wait. The descriptor only says that the socket's
+        state may have changed (ZeroMQ signals edges), so ``EVENTS`` is what is asked,
+        once the watch is in place and on every wake.
+        """
+        direct = self._direct
+        if direct is None:
+            return False
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+
+        def wake() -> None:
+            if waiter.done():
+                return
+            try:
+                if direct.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    waiter.set_result(True)
+            except zmq.ZMQError:  # closed meanwhile
+                waiter.set_result(False)
+
+        fd = direct.getsockopt(zmq.FD)
+        loop.add_reader(fd, wake)
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(max(timeout, 0.0), _settle, waiter, False)
+        try:
+            if direct.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                return True
+            return await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            loop.remove_reader(fd)
+
     def close(self) -> None:
         """Close the socket at once, dropping unsent messages (idempotent)."""
         self._direct = None  # a view of the socket: never used once the socket is closed
         if self.socket is not None:
             self.socket.close(linger=0)
             self.socket = None
+
+
+def _settle(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
 
 
 class KernelClient:
