@@ -13,7 +13,9 @@ budget, encoded once). Measured in the same run:
   subprocess), for the before/after rows;
 * the kernel step against the same work in-process (op + the same PNG encode);
 * the start of a fresh episode on a warm pool (a fresh kernel lent and loaded with the page);
-* episodes per second with one and with two workers (threads sharing one graph and pool);
+* episodes per second with one and with two workers (threads sharing one graph and pool),
+  with the cores the machine and this process kept busy meanwhile: one worker's episodes
+  already overlap host and kernel work, so two can gain at most cores / cores busy at one;
 * that the faster PNG loses nothing: OCR (RapidOCR) of the image sent to the model equals
   OCR of a PNG level 6 copy of it, on rendered pages.
 """

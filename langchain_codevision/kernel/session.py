@@ -253,8 +253,12 @@ class KernelSession:
         Args:
             code: Python source.
             timeout: Seconds before the execution is interrupted (default: limits.timeout).
-            image: Key of a registered image to bind as ``image``/``img`` (a copy) and
-                ``draw`` (an ``ImageDraw`` on that copy) before the code runs.
+            image: Key of a registered image to bind as ``image``/``img`` and ``draw``
+                (an ``ImageDraw`` on it) before the code runs. The binding is the cell's
+                own: it shares the registered pixels read-only and PIL copies them on the
+                first change, or it is a copy where the cell names a way to write pixels
+                behind PIL's back (``load()``, ``frombytes``, ``.im``, ``exec``, ...); the
+                registered image never changes.
             collect: Variable names whose images are returned (set to ``None`` before the
                 code runs when ``image`` is given, so stale values never leak through).
             collect_first: Stop at the first name in ``collect`` that holds an image.
