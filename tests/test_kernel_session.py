@@ -66,6 +66,8 @@ IN_PLACE_WRITES = [
     "image.frombytes(bytes([255, 0, 0]) * (20 * 10))",
     "exec('image.load()[1, 1] = (255, 0, 0)')",
     "image.im.putpixel((1, 1), (255, 0, 0))",
+    "image.readonly = 0\nImageDraw.Draw(image).point((1, 1), fill='red')",
+    "setattr(image, 'readonly', 0)\nimage.paste((255, 0, 0), (0, 0, 5, 5))",
 ]
 
 
@@ -88,15 +90,17 @@ def test_a_reading_cell_binds_the_registered_pixels_without_a_copy(
     """A cell that only reads gets the registered image's own pixels, read-only."""
     kernel.put_image("page", Image.new("RGB", (20, 10), "white"))
     out = kernel.execute(
-        "print(image.readonly)\nresult = image.rotate(90, expand=True)",
-        image="page",
-        collect=("result",),
+        "result = image.rotate(90, expand=True)", image="page", collect=("result",)
     )
-    assert out.stdout.strip() == "1", out
     assert out.result_images[0].size == (10, 20)
-    # checked in a cell of its own: naming ``.im`` would make the bind copy
-    same = kernel.execute("print(image.im is __cv_runtime__.get('page').im)")
-    assert same.stdout.strip() == "True", same
+    # checked in a cell of its own: naming ``readonly`` or ``.im`` would make the bind copy
+    same = kernel.execute("print(image.readonly, image.im is __cv_runtime__.get('page').im)")
+    assert same.stdout.split() == ["1", "True"], same
+    shown = kernel.execute(
+        "import pickle\nprint(type(image), isinstance(image, Image.Image))\n"
+        "print(type(pickle.loads(pickle.dumps(image))).__qualname__, image.copy().readonly)"
+    )
+    assert shown.stdout.split() == ["<class", "'PIL.Image.Image'>", "True", "Image", "0"], shown
     written = kernel.execute("print(image.readonly)\npixels = image.load()", image="page")
     assert written.stdout.strip() == "0", written  # a cell that names load() gets a copy
 
@@ -230,6 +234,64 @@ def test_register_as_makes_an_output_addressable(kernel: KernelSession) -> None:
     )
     out = kernel.execute("print(image.size)", image=1)
     assert out.stdout.strip() == "(20, 40)"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "result.paste((255, 0, 0), (0, 0, 5, 5))",
+        "result.load()[1, 1] = (255, 0, 0)",
+        "pixels[1, 1] = (255, 0, 0)",  # the array an array result came from
+    ],
+)
+def test_a_registered_result_keeps_its_pixels_when_the_cell_object_changes(
+    kernel: KernelSession, change: str
+) -> None:
+    kernel.put_image(0, Image.new("RGB", (20, 10), "white"))
+    make = (
+        "pixels = np.asarray(image).copy()\nresult = pixels"
+        if change.startswith("pixels")
+        else "result = image.copy()"
+    )
+    first = kernel.execute(make, image=0, collect=("result",), register_as=1)
+    assert first.ok, first.error
+    assert kernel.execute(change).ok
+    again = kernel.execute("print(image.getpixel((1, 1)))", image=1)
+    assert again.stdout.strip() == "(255, 255, 255)", again
+
+
+@pytest.mark.parametrize(
+    "helper",
+    [
+        "def change(picture):\n    picture.putpalette([0, 0, 0, 255, 0, 0] * 128)",
+        "def change(picture):\n    picture.frombytes(bytes([200]) * (4 * 4))",
+    ],
+)
+def test_a_helper_cannot_change_the_registered_image_through_pil_writers_without_a_copy(
+    kernel: KernelSession, helper: str
+) -> None:
+    """``putpalette`` (an ``L`` core turns ``P``) and ``frombytes`` write the core in place."""
+    kernel.put_image("page", Image.new("L", (4, 4), 7))
+    assert kernel.execute(helper).ok  # defined in a cell of its own: nothing here names it
+    changed = kernel.execute("change(image)\nprint(image.mode)", image="page")
+    assert changed.ok, changed.error
+    registered = kernel.execute("print(__cv_runtime__.get('page').im.mode)")
+    assert registered.stdout.strip() == "L", registered
+    again = kernel.execute("print(image.mode, image.getpixel((0, 0)))", image="page")
+    assert again.stdout.split() == ["L", "7"], again
+
+
+def test_a_palette_image_is_bound_as_a_copy(kernel: KernelSession) -> None:
+    """A ``P`` image's conversions write its palette's alpha into the core: always a copy."""
+    kernel.execute(
+        "result = Image.new('P', (4, 4), 1)\nresult.putpalette([0, 0, 0, 255, 255, 255])",
+        collect=("result",),
+        register_as="p",
+    )
+    assert kernel.execute("size = image.size", image="p").ok
+    # checked in a cell of its own: naming ``.im`` or ``readonly`` would make the bind copy
+    out = kernel.execute("print(image.im is __cv_runtime__.get('p').im, image.readonly)")
+    assert out.stdout.split() == ["False", "0"], out
 
 
 def test_missing_image_index_is_a_clear_error(kernel: KernelSession) -> None:

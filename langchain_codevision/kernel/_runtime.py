@@ -137,19 +137,56 @@ class PixelBuffer:
         return start, length
 
 
-IN_PLACE_WRITERS = frozenset({"load", "frombytes", "applyTransform", "apply_in_place", "im"})
-"""Attributes through which code can write an image's pixels without PIL's copy-on-write
-(``image.load()[x, y] = ...`` and the core ``image.im`` among them): a cell that names one
-binds a private copy."""
+IN_PLACE_WRITERS = frozenset(
+    {"load", "frombytes", "applyTransform", "apply_in_place", "im", "putpalette", "readonly"}
+)
+"""Attributes through which code can change an image's pixels or palette without PIL's
+copy-on-write (``image.load()[x, y] = ...``, the core ``image.im``, ``putpalette``, or by
+clearing ``readonly``): a cell that names one binds a private copy."""
+
+INDIRECT_ACCESS = frozenset({"eval", "exec", "getattr", "setattr", "vars"})
+"""Names through which a cell can reach any attribute without naming it."""
 
 
 def _writes_pixels(tree: ast.Module) -> bool:
     """Whether a cell may write pixels in place behind PIL's back (see IN_PLACE_WRITERS)."""
     return any(
         (isinstance(node, ast.Attribute) and node.attr in IN_PLACE_WRITERS)
-        or (isinstance(node, ast.Name) and node.id in ("eval", "exec", "getattr"))
+        or (isinstance(node, ast.Name) and node.id in INDIRECT_ACCESS)
         for node in ast.walk(tree)
     )
+
+
+class SharedImage(Image.Image):
+    """A read-only image on another image's pixels (see :func:`shared_view`).
+
+    PIL writes the core of an image in two places without its copy-on-write:
+    ``putpalette`` (which turns an ``L`` core into ``P``) and ``frombytes``. Here both copy
+    the pixels first, as ``paste`` and the rest do, so a helper defined in an earlier cell
+    cannot change the registered image through them either.
+    """
+
+    def putpalette(self, *args: Any, **kwargs: Any) -> None:
+        self._ensure_mutable()
+        super().putpalette(*args, **kwargs)
+
+    def frombytes(self, *args: Any, **kwargs: Any) -> None:
+        self._ensure_mutable()
+        super().frombytes(*args, **kwargs)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickled, copied and deep-copied as a plain image of the same pixels."""
+        import copy
+
+        return copy.copy, (self.copy(),)
+
+
+# shown to model code as what it is: a PIL image
+SharedImage.__module__, SharedImage.__name__, SharedImage.__qualname__ = (
+    "PIL.Image",
+    "Image",
+    "Image",
+)
 
 
 def shared_view(image: Image.Image) -> Image.Image:
@@ -157,10 +194,11 @@ def shared_view(image: Image.Image) -> Image.Image:
 
     PIL's ``readonly`` flag does it: ``paste``, ``putpixel``, ``putdata``, ``putalpha`` and
     ``ImageDraw`` copy a read-only image's pixels first (``Image._ensure_mutable``), and its
-    pixel access refuses writes. Binding one costs nothing, where a copy of a 1000x1000
-    page moves 4 MB before every cell.
+    pixel access refuses writes; :class:`SharedImage` adds the two writers PIL leaves out.
+    Binding one costs nothing, where a copy of a 1000x1000 page moves 4 MB before every cell.
     """
     view = image._new(image.im)
+    view.__class__ = SharedImage
     view.readonly = 1
     return view
 
@@ -339,6 +377,8 @@ class Runtime:
         if key is None:
             return
         source = self.get(key)
+        # a palette lives in the shared core too, and PIL changes it without a copy first
+        copy = copy or source.mode in ("P", "PA")
         bound = source.copy() if copy else shared_view(source)
         ns["image"] = ns["img"] = bound
         ns["draw"] = LazyDraw(bound)
@@ -420,7 +460,9 @@ class Runtime:
                 else:
                     entry.update(self.save(image, pixels), kind="image")
                     if register_as is not None:
-                        self.images[str(register_as)] = image
+                        # the kernel's own copy: later cells may change the cell's object
+                        # (or the array it came from) in place, the registered image never
+                        self.images[str(register_as)] = image.copy()
                         register_as = None
             found.append(entry)
             if first_only and entry.get("kind") in ("image", "empty"):
