@@ -101,6 +101,11 @@ def test_a_reading_cell_binds_the_registered_pixels_without_a_copy(
         "print(type(pickle.loads(pickle.dumps(image))).__qualname__, image.copy().readonly)"
     )
     assert shown.stdout.split() == ["<class", "'PIL.Image.Image'>", "True", "Image", "0"], shown
+    compared = kernel.execute(
+        "print(image == image.copy(), image.copy() == image, image == img, "
+        "image == image.rotate(90))"
+    )
+    assert compared.stdout.split() == ["True", "True", "True", "False"], compared
     written = kernel.execute("print(image.readonly)\npixels = image.load()", image="page")
     assert written.stdout.strip() == "0", written  # a cell that names load() gets a copy
 

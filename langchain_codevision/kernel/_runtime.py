@@ -174,6 +174,15 @@ class SharedImage(Image.Image):
         self._ensure_mutable()
         super().frombytes(*args, **kwargs)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to an image of the same pixels, shared or not (PIL's test wants one class)."""
+        if type(other) in (Image.Image, SharedImage):
+            plain = other.copy() if isinstance(other, SharedImage) else other
+            return Image.Image.__eq__(self.copy(), plain)
+        return super().__eq__(other)
+
+    __hash__ = Image.Image.__hash__
+
     def __reduce_ex__(self, protocol: Any) -> Any:
         """Pickled, copied and deep-copied as a plain image of the same pixels."""
         import copy
