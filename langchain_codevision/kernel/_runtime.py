@@ -137,12 +137,11 @@ class PixelBuffer:
         return start, length
 
 
-IN_PLACE_WRITERS = frozenset(
-    {"load", "frombytes", "applyTransform", "apply_in_place", "im", "putpalette", "readonly"}
-)
-"""Attributes through which code can change an image's pixels or palette without PIL's
-copy-on-write (``image.load()[x, y] = ...``, the core ``image.im``, ``putpalette``, or by
-clearing ``readonly``): a cell that names one binds a private copy."""
+IN_PLACE_WRITERS = frozenset({"load", "applyTransform", "apply_in_place", "im", "readonly"})
+"""Attributes through which code can write an image's pixels where neither PIL's
+copy-on-write nor :class:`SharedImage` copies first (``image.load()[x, y] = ...``, the
+core ``image.im``, ImageCms in place, or by clearing ``readonly``): a cell that names one
+binds a private copy."""
 
 INDIRECT_ACCESS = frozenset({"eval", "exec", "getattr", "setattr", "vars"})
 """Names through which a cell can reach any attribute without naming it."""

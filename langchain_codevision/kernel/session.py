@@ -257,7 +257,7 @@ class KernelSession:
                 (an ``ImageDraw`` on it) before the code runs. The binding is the cell's
                 own: it shares the registered pixels read-only and PIL copies them on the
                 first change, or it is a copy where the cell names a way to write pixels
-                behind PIL's back (``load()``, ``frombytes``, ``.im``, ``exec``, ...); the
+                behind PIL's back (``load()``, ``.im``, ``readonly``, ``exec``, ...); the
                 registered image never changes.
             collect: Variable names whose images are returned (set to ``None`` before the
                 code runs when ``image`` is given, so stale values never leak through).
