@@ -288,13 +288,13 @@ def merge_part(rows: list[dict], meta: dict, part: str) -> Path:
     The other part's rows are kept as they were, runtime rows first as in a full report.
     """
     previous = RESULTS / "kernel.json"
+    is_footprint = part == FOOTPRINT_TAG
     kept, old_meta = [], {}
     if previous.exists():
         data = json.loads(previous.read_text())
-        is_footprint = part == FOOTPRINT_TAG
         kept = [r for r in data["rows"] if (r.get("part") == FOOTPRINT_TAG) != is_footprint]
         old_meta = {k: v for k, v in data["meta"].items() if k not in ("python", "machine")}
-    ordered = kept + rows if part == FOOTPRINT_TAG else rows + kept
+    ordered = kept + rows if is_footprint else rows + kept
     return write_report("kernel", "Kernel runtime benchmark", ordered, {**old_meta, **meta})
 
 
