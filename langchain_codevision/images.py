@@ -938,7 +938,7 @@ def _up_filter_pays(lines: np.ndarray) -> bool:
     height = lines.shape[0]
     if height < 80:
         return False
-    starts = np.linspace(1, height - 8, 8).astype(int)
+    starts = [1 + (height - 9) * run // 7 for run in range(8)]  # first run at 1, last at h-8
     raw = np.concatenate([lines[start : start + 8, 1:] for start in starts])
     up = np.concatenate(
         [lines[start : start + 8, 1:] - lines[start - 1 : start + 7, 1:] for start in starts]

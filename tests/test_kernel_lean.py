@@ -76,6 +76,50 @@ def test_a_stock_jupyter_client_speaks_to_it(client: Any) -> None:
     assert of_type(messages, "execute_input")[0]["code"].startswith("print")
 
 
+def iopub_until_idle(kc: Any, msg_id: str) -> list[dict[str, Any]]:
+    """Every IOPub message up to the idle status of request ``msg_id``, whoever's."""
+    messages = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=20)
+        messages.append(msg)
+        mine = msg["parent_header"].get("msg_id") == msg_id
+        if mine and msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return messages
+
+
+def kinds(messages: list[dict[str, Any]], msg_id: str) -> list[str]:
+    """The types of the messages published for request ``msg_id``, in order."""
+    return [m["msg_type"] for m in messages if m["parent_header"].get("msg_id") == msg_id]
+
+
+def test_a_quiet_request_publishes_only_what_its_client_reads(client: Any) -> None:
+    quiet = {"codevision": {"quiet": True}}
+    loud = client.execute("print('before')")
+    assert kinds(iopub_until_idle(client, loud), loud)[:2] == ["status", "execute_input"]
+    client.get_shell_msg(timeout=20)
+
+    msg = client.session.msg(
+        "execute_request", {"code": "print('hi')", "silent": False}, metadata=quiet
+    )
+    client.shell_channel.send(msg)
+    seen = iopub_until_idle(client, msg["header"]["msg_id"])
+    assert kinds(seen, msg["header"]["msg_id"]) == ["stream", "status"]
+    assert client.get_shell_msg(timeout=20)["content"]["status"] == "ok"
+
+    # quiet and silent: nothing at all on IOPub, only the reply
+    silent = client.session.msg(
+        "execute_request", {"code": "y = 1", "silent": True}, metadata=quiet
+    )
+    client.shell_channel.send(silent)
+    reply = client.get_shell_msg(timeout=20)
+    assert reply["parent_header"]["msg_id"] == silent["header"]["msg_id"]
+    after = client.execute("y")
+    seen = iopub_until_idle(client, after)
+    assert kinds(seen, silent["header"]["msg_id"]) == []
+    assert kinds(seen, after)[:2] == ["status", "execute_input"]  # loud again
+    assert client.get_shell_msg(timeout=20)["content"]["status"] == "ok"
+
+
 def test_errors_carry_a_cell_traceback_without_kernel_frames(client: Any) -> None:
     reply, messages = run(client, "def f():\n    return 1 / 0\nf()")
     assert reply["status"] == "error" and reply["ename"] == "ZeroDivisionError"

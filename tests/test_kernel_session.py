@@ -436,6 +436,38 @@ def test_large_and_several_images_share_the_pixel_buffer(kernel: KernelSession) 
     assert np.array_equal(np.asarray(again.result_images[0].image), np.asarray(big)[:5, :5])
 
 
+def test_small_results_are_read_on_the_loop_and_large_or_unknown_ones_in_a_thread(
+    kernel: KernelSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_codevision.kernel import _cell
+    from langchain_codevision.kernel._outputs import OutputCollector
+    from langchain_codevision.kernel.result import ExecutionResult
+
+    hops: list[object] = []
+    real = _cell.asyncio.to_thread
+
+    async def counted(function, *args):  # type: ignore[no-untyped-def]
+        if getattr(function, "__name__", "") == "load_pending":  # not the page's own write
+            hops.append(function)
+        return await real(function, *args)
+
+    monkeypatch.setattr(_cell.asyncio, "to_thread", counted)
+    kernel.put_image("page", Image.new("RGB", (1000, 1000), "white"))
+    small = kernel.execute("result = image.rotate(90)", image="page", collect=("result",))
+    assert small.ok and small.result_images[0].size == (1000, 1000) and hops == []
+    big = kernel.execute(
+        "result = image.resize((2000, 1500))", image="page", collect=("result",)
+    )  # 9 MB: past INLINE_READ_BYTES
+    assert big.ok and big.result_images[0].size == (2000, 1500) and len(hops) == 1
+
+    collector = OutputCollector(ExecutionResult(), kernel.limits, lambda where: None)
+    collector.pending = [(None, {"length": 10}), (None, {"length": 20})]  # type: ignore[list-item]
+    assert collector.pending_bytes() == 30
+    for forged in ({"length": "lots"}, {"length": -1}, "not a description"):
+        collector.pending = [(None, forged)]  # type: ignore[list-item]
+        assert collector.pending_bytes() > _cell.INLINE_READ_BYTES
+
+
 def test_host_session_checks_every_signature_and_skips_date_parsing() -> None:
     from jupyter_client.session import Session
 

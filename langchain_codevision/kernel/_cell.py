@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 
 POLL_S = 0.1
 """How often a waiting cell checks that the kernel process is still alive."""
+INLINE_READ_BYTES = 8 * 1024**2
+"""Result pixels up to this many bytes in all are read on the event loop, larger ones in a
+worker thread. A local kernel's pixels lie in its tmpfs (a read is a copy out of memory,
+never a wait on a disk) and a remote one's are in memory already: for a page of a few MB
+the hop to a thread and back costs more than the copy, while a read of tens of MB would
+hold up every other episode the loop serves."""
 
 
 class KernelDied(Exception):
@@ -46,16 +52,16 @@ async def run_cell(
     register_as: int | str | None,
 ) -> ExecutionResult:
     """Execute ``code`` in ``session``'s kernel and fill ``result``."""
-    metadata: dict[str, Any] = {}
+    # quiet: the kernel publishes no "busy" and no "execute_input", which nothing here reads
+    request: dict[str, Any] = {"quiet": True}
     loads = session._take_unsent()  # staged images, loaded by the kernel before the cell
     if image is not None or collect or loads:
-        metadata = {
-            "codevision": {
-                "bind": None if image is None else str(image),
-                "clear": list(collect) if image is not None else [],
-                "load": loads,
-            }
-        }
+        request.update(
+            bind=None if image is None else str(image),
+            clear=list(collect) if image is not None else [],
+            load=loads,
+        )
+    metadata = {"codevision": request}
     expressions = {}
     if collect:
         key = None if register_as is None else str(register_as)
@@ -90,10 +96,11 @@ async def run_cell(
             _apply_reply(reply, result, collector)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             result.error = ExecutionError("ResultError", f"the kernel's reply was malformed: {exc}")
-    # Pixels are read from disk off the event loop (it must never block on file I/O);
-    # a cell with no image to read skips the hop to a worker thread and back.
     if collector.pending:
-        await asyncio.to_thread(collector.load_pending)
+        if collector.pending_bytes() <= INLINE_READ_BYTES:
+            collector.load_pending()
+        else:
+            await asyncio.to_thread(collector.load_pending)
     registered = next((img for img in result.images if img.source == "result"), None)
     if register_as is not None and registered is not None:
         session._images[str(register_as)] = registered.pixels

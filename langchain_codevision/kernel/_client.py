@@ -22,7 +22,6 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
-from jupyter_client.adapter import adapt
 from jupyter_client.session import Session
 
 __all__ = ["MAX_FRAMES", "MAX_MESSAGE_BYTES", "Channel", "HostSession", "KernelClient"]
@@ -38,11 +37,12 @@ class HostSession(Session):
 
     ``Session.deserialize`` runs each header through ``extract_dates`` (a regex per value
     and a ``dateutil`` parse per date): about a third of the host's cost of a message, for
-    timestamps nothing here reads. The signature checks are jupyter_client's (signed,
-    unseen, valid), with two more for messages from a hostile kernel: a signature of the
-    wrong length is refused before anything else, and only a signature that checked out
-    is remembered against replays (upstream keeps every one it sees, however large, up to
-    65,536 of them).
+    timestamps nothing here reads; nor is a message adapted from older protocol versions
+    (the kernels here speak 5.x, and a header's version is the kernel's word anyway).
+    The signature checks are jupyter_client's (signed, unseen, valid), with two more for
+    messages from a hostile kernel: a signature of the wrong length is refused before
+    anything else, and only a signature that checked out is remembered against replays
+    (upstream keeps every one it sees, however large, up to 65,536 of them).
     """
 
     def deserialize(  # type: ignore[override]
@@ -74,7 +74,7 @@ class HostSession(Session):
             "content": self.unpack(msg_list[4]) if content else msg_list[4],
             "buffers": [memoryview(b) for b in msg_list[5:]],
         }
-        return adapt(message)
+        return message
 
 
 class Channel:
@@ -233,8 +233,10 @@ class KernelClient:
             raise RuntimeError("the channels are not started")
         return self._iopub
 
-    def _request(self, msg_type: str, content: dict[str, Any]) -> str:
-        msg = self.session.msg(msg_type, content)
+    def _request(
+        self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any] | None = None
+    ) -> str:
+        msg = self.session.msg(msg_type, content, metadata=metadata)
         self.shell_channel.send(msg)
         return str(msg["header"]["msg_id"])
 
@@ -246,8 +248,9 @@ class KernelClient:
         user_expressions: dict[str, str] | None = None,
         allow_stdin: bool = False,
         stop_on_error: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
-        """Send an ``execute_request``; its msg_id."""
+        """Send an ``execute_request`` (with the request ``metadata``); its msg_id."""
         content = {
             "code": code,
             "silent": silent,
@@ -256,7 +259,7 @@ class KernelClient:
             "allow_stdin": allow_stdin,
             "stop_on_error": stop_on_error,
         }
-        return self._request("execute_request", content)
+        return self._request("execute_request", content, metadata)
 
     def kernel_info(self) -> str:
         """Send a ``kernel_info_request``; its msg_id."""

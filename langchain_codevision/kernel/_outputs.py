@@ -160,8 +160,20 @@ class OutputCollector:
         """Fill ``output`` from the kernel's pixel buffer in :meth:`load_pending`."""
         self.pending.append((output, where))
 
+    def pending_bytes(self) -> int:
+        """The bytes the deferred images say they hold.
+
+        One that says nothing usable counts as more than any limit: its read fails
+        wherever it runs.
+        """
+        total = 0
+        for _, where in self.pending:
+            length = where.get("length") if isinstance(where, dict) else None
+            total += length if isinstance(length, int) and length >= 0 else 1 << 62
+        return total
+
     def load_pending(self) -> None:
-        """Read every deferred image (blocking file I/O: call it in a worker thread)."""
+        """Read every deferred image (a copy per image; see ``_cell.INLINE_READ_BYTES``)."""
         for output, where in self.pending:
             try:
                 output._hold(self.reader(where))

@@ -373,7 +373,10 @@ class GatewayKernelSession(KernelSession):
             "allow_stdin": False,
             "stop_on_error": False,
         }
-        msg = self._kc.session.msg("execute_request", content)
+        # quiet: nothing here reads the request's busy, input and (silent) idle messages
+        msg = self._kc.session.msg(
+            "execute_request", content, metadata={"codevision": {"quiet": True}}
+        )
         self._kc.send("shell", msg)
         deadline = time.monotonic() + (timeout or self.limits.startup_timeout)
         while time.monotonic() < deadline:

@@ -633,7 +633,13 @@ class KernelSession:
         """Send a helper request and wait for its reply content (no output capture)."""
         if self._unsent:  # staged images first: a silent request does not load them
             await self._flush_unsent()
-        msg_id = self._kc.execute(code, silent=silent, store_history=False, allow_stdin=False)
+        msg_id = self._kc.execute(
+            code,
+            silent=silent,
+            store_history=False,
+            allow_stdin=False,
+            metadata={"codevision": {"quiet": True}},  # its busy, input and idle go unread
+        )
         return await self._reply_to(msg_id, timeout or self.limits.startup_timeout)
 
     async def _reply_to(self, msg_id: str, timeout: float) -> dict[str, Any]:
