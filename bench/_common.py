@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -11,6 +12,20 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def machine_busy_s() -> float:
+    """CPU seconds this machine has spent at work: its processes and the OS (``/proc/stat``).
+
+    User, nice, system, IRQ and soft-IRQ time. Not idle or I/O wait, and not steal: the
+    time a virtual machine's hypervisor gave to other guests, which on a shared host can
+    be a third of the wall time and is none of this machine's work (guest time is part of
+    user time already).
+    """
+    with open("/proc/stat", encoding="ascii") as handle:
+        ticks = [int(value) for value in handle.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq = ticks[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(fn: Callable[[], Any], repeat: int, warmup: int = 2) -> dict[str, float]:

@@ -324,17 +324,12 @@ class TurnScriptedModel(ScriptedChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def busy_cpu_seconds() -> float:
-    """CPU seconds the whole machine has spent outside idle and I/O wait (``/proc/stat``)."""
-    with open("/proc/stat") as stat:
-        ticks = [int(value) for value in stat.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def throughput(page: Image.Image, workers: int, episodes: int) -> dict[str, float]:
     """Episodes per second with ``workers`` threads sharing one graph and a pool of
     ``workers`` kernels (built once, as :func:`~langchain_codevision.eval.evaluate` does),
     and the cores that kept busy meanwhile: the whole machine's and this process's."""
+    from bench._common import machine_busy_s
+
     replies = [text_call(CALLS[0]), text_call(CALLS[1], image_index=1), "<answer>x</answer>"]
     with KernelPool(size=workers, recycle="reset") as pool:
         pool.wait_ready()
@@ -353,7 +348,7 @@ def throughput(page: Image.Image, workers: int, episodes: int) -> dict[str, floa
         for thread in warm:
             thread.join()
         threads = [threading.Thread(target=work, args=(per_worker,)) for _ in range(workers)]
-        start, busy, own = time.perf_counter(), busy_cpu_seconds(), time.process_time()
+        start, busy, own = time.perf_counter(), machine_busy_s(), time.process_time()
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -361,7 +356,7 @@ def throughput(page: Image.Image, workers: int, episodes: int) -> dict[str, floa
         wall = time.perf_counter() - start
         return {
             "episodes_per_s": per_worker * workers / wall,
-            "machine_cores": (busy_cpu_seconds() - busy) / wall,
+            "machine_cores": (machine_busy_s() - busy) / wall,
             "host_cores": (time.process_time() - own) / wall,
         }
 

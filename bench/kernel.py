@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import resource
 import statistics
 import sys
@@ -35,7 +34,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import RESULTS, measure, measure_interleaved, write_report
+from bench._common import RESULTS, machine_busy_s, measure, measure_interleaved, write_report
 from langchain_codevision.kernel import KernelPool, KernelSession
 from langchain_codevision.kernel._forkserver import template
 
@@ -160,14 +159,6 @@ def ready_times(options: dict[str, str], count: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in phases.items()}
 
 
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has spent busy (all processes and the OS)."""
-    with open("/proc/stat", encoding="ascii") as handle:
-        fields = [int(v) for v in handle.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_per_fresh_kernel(options: dict[str, str], count: int) -> dict[str, float]:
     """CPU ms per kernel started, used once (an empty cell) and closed, ``count`` times:
     this process's (the host's) and the whole machine's (the template, the jail, the
@@ -239,7 +230,7 @@ def footprint_rows(counts: list[int], repeat: int) -> tuple[list[dict], dict]:
     for phase in ("launch", "jail", "sockets", "kernel_info", "preamble"):
         row(f"forked start phase: {phase}", forked[phase], "ms")
     row("host CPU per forked kernel (start, one execute, close)", cpu["host"], "ms")
-    row("machine CPU per forked kernel (all processes and the OS)", cpu["machine"], "ms")
+    row("machine CPU per forked kernel (all processes and the OS, no steal)", cpu["machine"], "ms")
     row("request -> ready, fresh interpreter (namespaces)", fresh["first_execute"], "ms")
     row("request -> kernel_info reply, fresh interpreter", fresh["kernel_info_reply"], "ms")
     row(
