@@ -33,6 +33,16 @@ the hop to a thread and back costs more than the copy, while a read of tens of M
 hold up every other episode the loop serves."""
 
 
+def quiet_metadata(**request: Any) -> dict[str, Any]:
+    """The metadata of a request from this package.
+
+    ``request`` is for the kernel-side runtime; ``quiet`` asks the kernel to publish no
+    ``busy`` status and no ``execute_input`` (nor a silent request's ``idle``), which
+    nothing here reads.
+    """
+    return {"codevision": {"quiet": True, **request}}
+
+
 class KernelDied(Exception):
     """The kernel process exited while a cell ran."""
 
@@ -52,16 +62,14 @@ async def run_cell(
     register_as: int | str | None,
 ) -> ExecutionResult:
     """Execute ``code`` in ``session``'s kernel and fill ``result``."""
-    # quiet: the kernel publishes no "busy" and no "execute_input", which nothing here reads
-    request: dict[str, Any] = {"quiet": True}
     loads = session._take_unsent()  # staged images, loaded by the kernel before the cell
+    request: dict[str, Any] = {}
     if image is not None or collect or loads:
-        request.update(
-            bind=None if image is None else str(image),
-            clear=list(collect) if image is not None else [],
-            load=loads,
-        )
-    metadata = {"codevision": request}
+        request = {
+            "bind": None if image is None else str(image),
+            "clear": list(collect) if image is not None else [],
+            "load": loads,
+        }
     expressions = {}
     if collect:
         key = None if register_as is None else str(register_as)
@@ -75,7 +83,7 @@ async def run_cell(
         "allow_stdin": False,
         "stop_on_error": False,
     }
-    msg = session._kc.session.msg("execute_request", content, metadata=metadata)
+    msg = session._kc.session.msg("execute_request", content, metadata=quiet_metadata(**request))
     session._kc.shell_channel.send(msg)
     msg_id = msg["header"]["msg_id"]
     collector = OutputCollector(result, session.limits, session._read_pixels)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ._cell import POLL_S
+from ._cell import POLL_S, quiet_metadata
 from ._gateway_pixels import PixelInbox
 from ._gateway_preamble import ISOLATION_EXPRESSION, literal_text, remote_preamble
 from ._gateway_rest import GatewayAuthError, GatewayError, GatewayRest
@@ -373,10 +373,7 @@ class GatewayKernelSession(KernelSession):
             "allow_stdin": False,
             "stop_on_error": False,
         }
-        # quiet: nothing here reads the request's busy, input and (silent) idle messages
-        msg = self._kc.session.msg(
-            "execute_request", content, metadata={"codevision": {"quiet": True}}
-        )
+        msg = self._kc.session.msg("execute_request", content, metadata=quiet_metadata())
         self._kc.send("shell", msg)
         deadline = time.monotonic() + (timeout or self.limits.startup_timeout)
         while time.monotonic() < deadline:

@@ -38,7 +38,7 @@ import zmq
 import zmq.asyncio
 from PIL import Image
 
-from ._cell import POLL_S, run_cell
+from ._cell import POLL_S, quiet_metadata, run_cell
 from ._client import MAX_MESSAGE_BYTES, KernelClient
 from ._host import KernelHost, cleanup_state
 from ._loop import get_loop, on_loop_thread, run_async, run_sync
@@ -638,7 +638,7 @@ class KernelSession:
             silent=silent,
             store_history=False,
             allow_stdin=False,
-            metadata={"codevision": {"quiet": True}},  # its busy, input and idle go unread
+            metadata=quiet_metadata(),
         )
         return await self._reply_to(msg_id, timeout or self.limits.startup_timeout)
 
