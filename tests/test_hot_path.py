@@ -267,3 +267,47 @@ def test_photos_are_written_with_the_up_filter_and_pages_without(monkeypatch) ->
     unfiltered = encode_image(photo, "png")
     assert _filter_bytes(unfiltered) == {0}
     assert len(filtered) < 0.75 * len(unfiltered)
+
+
+def test_nodes_hand_over_their_route_and_every_route_is_taken(pool, page) -> None:
+    """The model and execute nodes route with their update (no conditional edge reads the
+    state again), and each of their destinations is reached as before."""
+    replies = [
+        text_call(ROTATE),
+        text_call("1 / 0"),  # a runtime error: execute -> reflect
+        "<tool_call>{not json",  # malformed: model -> reflect
+        ANSWER,
+    ]
+    model, graph = run(pool, page, replies)
+    assert graph.builder.branches == {}
+    edges = {(edge.source, edge.target) for edge in graph.get_graph().edges}
+    assert {(source, target) for source, target in edges if source in ("model", "execute")} == {
+        ("model", "execute"),
+        ("model", "reflect"),
+        ("model", "force_answer"),
+        ("model", "finish"),
+        ("execute", "model"),
+        ("execute", "reflect"),
+    }
+    order = [
+        name
+        for chunk in graph.stream({"image": page, "question": "q"}, stream_mode="updates")
+        for name in chunk
+    ]
+    assert order == [
+        "prepare",
+        "model",
+        "execute",
+        "model",
+        "execute",
+        "reflect",
+        "model",
+        "reflect",
+        "model",
+        "finish",
+    ]
+    limited = create_codevision_graph(
+        ScriptedChatModel(replies=[text_call(ROTATE)], dialect="text"), pool=pool, max_turns=1
+    )
+    out = limited.invoke({"image": page, "question": "q"})
+    assert out["stop_reason"] == "turn_limit"  # model -> force_answer

@@ -337,19 +337,22 @@ class CodeVisionNodes:
         return {"answer": pending.get("answer"), "stop_reason": reason, "pending": None}
 
     # -- routing ------------------------------------------------------------------------
+    # Each reads the update its node returned (its ``pending``), not the merged state: the
+    # node hands LangGraph the route with its update (a ``Command``), so no state is read
+    # again for it (see ``graph._guarded``).
     @staticmethod
-    def route(state: CodeVisionState) -> Route:
+    def route(update: Mapping[str, Any]) -> Route:
         """Where to go after ``model``."""
-        pending = state.get("pending") or {}
+        pending = update.get("pending") or {}
         action = pending.get("action")
         if action in ("execute", "force_answer", "finish"):
             return action
         return "reflect"
 
     @staticmethod
-    def after_execute(state: CodeVisionState) -> Literal["reflect", "model", "force_answer"]:
+    def after_execute(update: Mapping[str, Any]) -> Literal["reflect", "model"]:
         """Failures go to ``reflect``; otherwise back to the model."""
-        pending = state.get("pending") or {}
+        pending = update.get("pending") or {}
         return "reflect" if pending.get("failures") else "model"
 
 
