@@ -269,6 +269,15 @@ def test_the_ipython_shell_is_still_available() -> None:
         out = session.execute("get_ipython().__class__.__name__")
         assert out.text == "'ZMQInteractiveShell'"
         assert session.execute("%load_ext autoreload").ok
+        # no post_reply event in IPython: a registered result gets its own pixels as the
+        # next cell starts, before that cell can change the object it came from
+        first = session.execute(
+            "result = Image.new('L', (4, 4), 7)", collect=("result",), register_as="r"
+        )
+        assert first.ok and first.result_images[0].image.getpixel((0, 0)) == 7, first.error
+        assert session.execute("result.paste(200, (0, 0, 4, 4))").ok
+        again = session.execute("print(image.getpixel((0, 0)))", image="r")
+        assert again.stdout.strip() == "7", again
 
 
 def test_an_unknown_shell_is_refused() -> None:

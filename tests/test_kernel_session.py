@@ -133,6 +133,7 @@ def test_a_helper_that_writes_pixels_directly_is_refused_not_obeyed(
         "Image.new('I;16', (4, 4), 1000)",
         "Image.new('CMYK', (4, 4), (0, 0, 0, 0))",
         "Image.effect_noise((1203, 911), 40).convert('RGB')",
+        "Image.effect_noise((2100, 2100), 40).convert('RGB')",  # PIL keeps it in 2 blocks
     ],
 )
 def test_pil_results_of_every_mode_arrive_as_the_kernel_packed_them(
@@ -230,6 +231,27 @@ def test_array_results_arrive_exactly_and_stay_registered(
         image="arr",
     )
     assert again.stdout.split() == [mode, "(13,", "9)", "True"], again
+
+
+def test_a_registered_result_gets_its_own_pixels_before_the_next_request(
+    kernel: KernelSession,
+) -> None:
+    """The kernel's copy of a registered result is made after the reply (not on the
+    step's time) and is done when the next request comes, before any of its code runs."""
+    kernel.put_image(0, Image.new("RGB", (40, 20), "white"))
+    watch = (
+        "seen = []\n"
+        "get_ipython().events.callbacks['pre_run_cell'].insert(\n"
+        "    0, lambda *_: seen.append((len(__cv_runtime__._owed),"
+        " __cv_runtime__.images.get('1') is globals().get('result'))))"
+    )
+    assert kernel.execute(watch).ok
+    first = kernel.execute(
+        "result = image.rotate(90, expand=True)", image=0, collect=("result",), register_as=1
+    )
+    assert first.ok and first.result_images[0].size == (20, 40), first.error
+    out = kernel.execute("print(seen[-1])")
+    assert out.stdout.strip() == "(0, False)", out  # settled, and a copy of its own
 
 
 def test_register_as_makes_an_output_addressable(kernel: KernelSession) -> None:
@@ -555,3 +577,37 @@ def test_a_failing_preamble_is_a_start_error_that_names_it() -> None:
     with pytest.raises(KernelStartError, match="preamble failed: RuntimeError: no such setup"):
         session.start()
     session.close()
+
+
+def test_pixels_are_copied_from_pil_memory_where_pil_hands_it_out(tmp_path) -> None:
+    """The kernel's pixel writer reads PIL's own memory (one copy, padding dropped) for
+    single-block L/RGB/RGBA images and packs everything else: the bytes are the same."""
+    import importlib.util
+
+    from langchain_codevision.kernel.jail import KERNEL_LIB
+
+    spec = importlib.util.spec_from_file_location("runtime_under_test", KERNEL_LIB / "_runtime.py")
+    runtime = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runtime)
+    rng = np.random.default_rng(3)
+    cases = {
+        "L": Image.fromarray(rng.integers(0, 256, (17, 9), dtype=np.uint8)),
+        "RGB": Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)),
+        "RGBA": Image.fromarray(rng.integers(0, 256, (20, 31, 4), dtype=np.uint8)),
+        "LA": Image.new("LA", (7, 5), (9, 200)),
+        "RGB in blocks": Image.new("RGB", (2100, 2100), (1, 2, 3)),  # over PIL's 16 MiB block
+        "cropped": Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).crop(
+            (3, 5, 30, 33)
+        ),
+    }
+    buffer = runtime.PixelBuffer(tmp_path / "out.pixels")
+    for name, image in cases.items():
+        found = runtime.core_pixels(image)
+        assert (found is not None) == (name in ("L", "RGB", "RGBA", "cropped")), name
+        if found is not None:
+            pixels, _capsule = found
+            assert not pixels.flags.writeable
+            assert np.array_equal(pixels[..., :3] if image.mode == "RGB" else pixels, image)
+        buffer.rewind()
+        offset, length = buffer.write_image(image)
+        assert bytes(buffer._map[offset : offset + length]) == image.tobytes(), name

@@ -158,9 +158,13 @@ class Wire:
 
 
 class Events:
-    """IPython-style callbacks: ``pre_execute``, ``pre_run_cell``, ``post_execute``, ..."""
+    """IPython-style callbacks: ``pre_execute``, ``pre_run_cell``, ``post_execute``, ...
 
-    NAMES = ("pre_execute", "pre_run_cell", "post_execute", "post_run_cell")
+    And one IPython does not have: ``post_reply``, after a request has been answered (its
+    reply and ``idle`` sent), for work the client need not wait for.
+    """
+
+    NAMES = ("pre_execute", "pre_run_cell", "post_execute", "post_run_cell", "post_reply")
 
     def __init__(self) -> None:
         self.callbacks: dict[str, list[Any]] = {name: [] for name in self.NAMES}
@@ -693,6 +697,7 @@ class Kernel:
         finally:
             if not (self.quiet and isinstance(content, dict) and content.get("silent")):
                 self.status("idle")
+            self.shell.events.trigger("post_reply")
 
     @property
     def _shell_handlers(self) -> dict[str, Any]:

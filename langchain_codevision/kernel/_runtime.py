@@ -11,6 +11,8 @@ This module must import nothing from ``langchain_codevision``: it runs in the ke
 from __future__ import annotations
 
 import ast
+import contextlib
+import ctypes
 import gc
 import json
 import mmap
@@ -122,16 +124,20 @@ class PixelBuffer:
     def write_image(self, image: Image.Image) -> tuple[int, int]:
         """Append an ``L``/``LA``/``RGB``/``RGBA`` image's packed pixels; ``(offset, length)``.
 
-        PIL packs the rows block by block straight into the mapped pages, so the pixels are
-        copied once (``tobytes`` packs them into a new string first, then that is copied).
+        The pixels are copied once, straight into the mapped pages: from PIL's own memory
+        where PIL hands it out (:func:`core_pixels`; an ``RGB`` image's padding byte dropped
+        by OpenCV's vectorised conversion), else packed by PIL block by block (``tobytes``
+        packs them into a new string first, then that is copied).
         """
         length = image.width * image.height * len(image.getbands())
         start, view = self.reserve(length)
         with view:
-            try:
-                done = _pack_into(image, view)
-            except Exception:  # a PIL without the raw encoder this uses: pack, then copy
-                done = -1
+            done = _copy_core(image, view)
+            if done != length:
+                try:
+                    done = _pack_into(image, view)
+                except Exception:  # a PIL without the raw encoder this uses: pack, then copy
+                    done = -1
             if done != length:
                 view[:] = image.tobytes()
         return start, length
@@ -267,7 +273,10 @@ class Runtime:
             CappedStream(sys.stderr, max_output_chars),
         ]
         sys.stdout, sys.stderr = self.streams
+        self._owed: dict[str, Image.Image] = {}  # registered, not yet copied: see settle
         shell.events.register("pre_run_cell", self._on_pre_run_cell)
+        with contextlib.suppress(KeyError):  # IPython has no such event: the next cell settles
+            shell.events.register("post_reply", self.settle)  # the lean kernel's own event
         shell.ast_transformers.append(_BindTransformer(self))
         formatters = shell.display_formatter.formatters
         for mime in ("image/png", "image/jpeg"):
@@ -288,6 +297,7 @@ class Runtime:
                 del ns[name]
         self.shell.displayhook.flush()
         self.images.clear()
+        self._owed.clear()
         self.load_errors.clear()
         for entry in self.dir.iterdir():
             if entry.is_dir():
@@ -309,6 +319,7 @@ class Runtime:
     def drop(self, key: str) -> None:
         """Forget the image registered under ``key``."""
         self.images.pop(str(key), None)
+        self._owed.pop(str(key), None)
 
     def warm(self, key: str) -> None:
         """Take the first-use paths once (bind a copy, draw, save pixels), then forget ``key``.
@@ -405,7 +416,22 @@ class Runtime:
             upper = lower - 1
         return left, upper, right, lower
 
+    def settle(self) -> None:
+        """Give each image registered by :meth:`collect` since the last cell its own pixels.
+
+        The cell's object (or the array it came from) may change in place in a later
+        cell; the registered image never does. The copy is made after the reply (the lean
+        kernel's ``post_reply``), while the host reads the pixels, or at the latest before
+        the next cell runs.
+        """
+        while self._owed:
+            key, image = next(iter(self._owed.items()))
+            if self.images.get(key) is image:
+                self.images[key] = image.copy()
+            del self._owed[key]
+
     def _on_pre_run_cell(self, *_args: Any) -> None:
+        self.settle()
         for stream in self.streams:
             stream.reset()
         self.out.rewind()
@@ -467,10 +493,8 @@ class Runtime:
                     entry["size"] = list(image.size)
                 else:
                     entry.update(self.save(image, pixels), kind="image")
-                    if register_as is not None:
-                        # the kernel's own copy: later cells may change the cell's object
-                        # (or the array it came from) in place, the registered image never
-                        self.images[str(register_as)] = image.copy()
+                    if register_as is not None:  # its own copy comes in settle
+                        self.images[str(register_as)] = self._owed[str(register_as)] = image
                         register_as = None
             found.append(entry)
             if first_only and entry.get("kind") in ("image", "empty"):
@@ -493,6 +517,104 @@ def _pack_into(image: Image.Image, view: memoryview) -> int:
         done += len(data)
         if status:
             return done if status > 0 else -1
+
+
+class _ArrowArray(ctypes.Structure):
+    """The Arrow C data interface's ``ArrowArray`` (what PIL exports an image's memory as)."""
+
+
+_ArrowArray._fields_ = [
+    ("length", ctypes.c_int64),
+    ("null_count", ctypes.c_int64),
+    ("offset", ctypes.c_int64),
+    ("n_buffers", ctypes.c_int64),
+    ("n_children", ctypes.c_int64),
+    ("buffers", ctypes.POINTER(ctypes.c_void_p)),
+    ("children", ctypes.POINTER(ctypes.POINTER(_ArrowArray))),
+    ("dictionary", ctypes.c_void_p),
+    ("release", ctypes.c_void_p),
+    ("private_data", ctypes.c_void_p),
+]
+
+
+class _ArrowSchema(ctypes.Structure):
+    """The start of the Arrow C data interface's ``ArrowSchema``: its format string."""
+
+    _fields_ = [("format", ctypes.c_char_p)]
+
+
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = ctypes.c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+_CORE_LAYOUT = {"L": (b"C", 1), "RGB": (b"+w:4", 4), "RGBA": (b"+w:4", 4)}
+"""Per mode: the Arrow format PIL exports its memory as, and the bytes per pixel there."""
+
+
+def core_pixels(image: Image.Image) -> tuple[np.ndarray, Any] | None:
+    """A read-only array on ``image``'s own pixel memory, and the capsule that keeps it.
+
+    ``HxW`` for ``L``; ``HxWx4`` for ``RGB`` and ``RGBA``, as PIL keeps them (an ``RGB``
+    pixel's fourth byte is padding). PIL hands its memory out through the Arrow C data
+    interface (Pillow 11.2 and later) when an image lies in one block; everything else,
+    and any layout this does not expect, gives ``None``. The array is valid while the
+    capsule lives: drop both together.
+    """
+    expected = _CORE_LAYOUT.get(image.mode)
+    if expected is None or not hasattr(Image.core, "new_arrow"):
+        return None
+    width, height = image.size
+    try:
+        image.load()
+        schema = image.im.__arrow_c_schema__()
+        capsule = image.im.__arrow_c_array__()
+        fmt = _ArrowSchema.from_address(_capsule_pointer(schema, b"arrow_schema")).format
+        array = _ArrowArray.from_address(_capsule_pointer(capsule, b"arrow_array"))
+    except Exception:  # an older PIL, several blocks, an empty image
+        return None
+    layout, bands = expected
+    if fmt != layout or array.length != width * height or array.offset or array.null_count:
+        return None
+    if bands > 1:  # a fixed-size list of ``bands`` bytes: the bytes are its child's
+        if array.n_children != 1:
+            return None
+        array = array.children[0].contents
+        if array.offset or array.length != width * height * bands:
+            return None
+    if array.n_buffers != 2 or not array.buffers[1]:
+        return None
+    memory = (ctypes.c_uint8 * (width * height * bands)).from_address(array.buffers[1])
+    pixels = np.frombuffer(memory, dtype=np.uint8)
+    pixels = pixels.reshape((height, width) if bands == 1 else (height, width, bands))
+    pixels.flags.writeable = False
+    return pixels, capsule
+
+
+def _copy_core(image: Image.Image, view: memoryview) -> int:
+    """Copy ``image``'s pixels from PIL's memory into ``view``; bytes written, ``-1`` if not.
+
+    Every array made here is gone when it returns: none may outlive the copy, or the
+    mapping behind ``view`` could not be released.
+    """
+    found = core_pixels(image)
+    if found is None:
+        return -1
+    pixels, _capsule = found
+    target = np.frombuffer(view, dtype=np.uint8)
+    if image.mode != "RGB":
+        target[:] = pixels.reshape(-1)
+        return target.size
+    width, height = image.size
+    rows = target.reshape(height, width, 3)
+    try:
+        import cv2
+
+        if cv2.cvtColor(pixels, cv2.COLOR_RGBA2RGB, dst=rows) is rows:
+            return target.size
+    except Exception:  # no OpenCV here: numpy drops the padding byte instead
+        pass
+    rows[...] = pixels[..., :3]
+    return target.size
 
 
 def standard_mode(image: Image.Image) -> Image.Image:
