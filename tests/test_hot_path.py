@@ -278,7 +278,7 @@ def test_nodes_hand_over_their_route_and_every_route_is_taken(pool, page) -> Non
         "<tool_call>{not json",  # malformed: model -> reflect
         ANSWER,
     ]
-    model, graph = run(pool, page, replies)
+    _model, graph = run(pool, page, replies)
     assert graph.builder.branches == {}
     edges = {(edge.source, edge.target) for edge in graph.get_graph().edges}
     assert {(source, target) for source, target in edges if source in ("model", "execute")} == {
