@@ -254,6 +254,26 @@ def test_a_registered_result_gets_its_own_pixels_before_the_next_request(
     assert out.stdout.strip() == "(0, False)", out  # settled, and a copy of its own
 
 
+def test_a_result_that_cannot_be_kept_is_a_clear_error_not_a_shared_image(
+    kernel: KernelSession,
+) -> None:
+    kernel.put_image(0, Image.new("RGB", (8, 8), "white"))
+    first = kernel.execute(
+        "result = image.rotate(90)\n"
+        "def no_room():\n    raise MemoryError('no room for a copy')\n"
+        "result.copy = no_room",
+        image=0,
+        collect=("result",),
+        register_as="r",
+    )
+    assert first.ok and len(first.result_images) == 1, first.error  # the host has its pixels
+    out = kernel.execute("x = image", image="r")
+    assert out.error is not None and out.error.name == "IndexError"
+    assert "image 'r' could not be kept: MemoryError: no room for a copy" in out.error.value
+    again = kernel.execute("result = image.copy()", image=0, collect=("result",), register_as="r")
+    assert again.ok and kernel.execute("print(image.size)", image="r").stdout.strip() == "(8, 8)"
+
+
 def test_register_as_makes_an_output_addressable(kernel: KernelSession) -> None:
     kernel.put_image(0, Image.new("RGB", (40, 20), "white"))
     kernel.execute(

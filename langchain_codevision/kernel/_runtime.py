@@ -339,9 +339,7 @@ class Runtime:
             return self.images[str(key)]
         except KeyError:
             if str(key) in self.load_errors:
-                raise IndexError(
-                    f"image {key!r} could not be loaded: {self.load_errors[str(key)]}"
-                ) from None
+                raise IndexError(f"image {key!r} {self.load_errors[str(key)]}") from None
             available = ", ".join(sorted(self.images, key=_index_order)) or "none"
             raise IndexError(
                 f"image_index {key!r} does not exist; available image indices: {available}"
@@ -377,7 +375,7 @@ class Runtime:
                 self.load(key, path)
             except Exception as exc:  # reported when the image is asked for
                 self.images.pop(key, None)
-                self.load_errors[key] = f"{type(exc).__name__}: {exc}"
+                self.load_errors[key] = f"could not be loaded: {type(exc).__name__}: {exc}"
 
     def before_cell(self, copy: bool = True) -> None:
         """Bind ``image``/``img``/``draw`` and clear result names for this cell.
@@ -425,10 +423,14 @@ class Runtime:
         the next cell runs.
         """
         while self._owed:
-            key, image = next(iter(self._owed.items()))
-            if self.images.get(key) is image:
+            key, image = self._owed.popitem()
+            if self.images.get(key) is not image:
+                continue  # replaced or dropped meanwhile
+            try:
                 self.images[key] = image.copy()
-            del self._owed[key]
+            except Exception as exc:  # out of memory: no image, rather than a shared one
+                del self.images[key]
+                self.load_errors[key] = f"could not be kept: {type(exc).__name__}: {exc}"
 
     def _on_pre_run_cell(self, *_args: Any) -> None:
         self.settle()
@@ -495,6 +497,7 @@ class Runtime:
                     entry.update(self.save(image, pixels), kind="image")
                     if register_as is not None:  # its own copy comes in settle
                         self.images[str(register_as)] = self._owed[str(register_as)] = image
+                        self.load_errors.pop(str(register_as), None)
                         register_as = None
             found.append(entry)
             if first_only and entry.get("kind") in ("image", "empty"):
