@@ -28,6 +28,29 @@ def machine_busy_s() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_ticks() -> list[int]:
+    with open("/proc/stat", encoding="ascii") as handle:
+        return [int(value) for value in handle.readline().split()[1:]]
+
+
+class StealMeter:
+    """The share of this machine's CPU time a hypervisor gave to other guests meanwhile.
+
+    Started when made; :meth:`percent` is steal over all CPU time since (``/proc/stat``).
+    On a shared virtual machine it tells a slow run from a slow package: with a third of
+    the time stolen, every absolute figure of the run is about half again as long.
+    """
+
+    def __init__(self) -> None:
+        self.start = _cpu_ticks()
+
+    def percent(self) -> float:
+        now = _cpu_ticks()
+        delta = [b - a for a, b in zip(self.start, now, strict=False)]
+        total = sum(delta[:8])  # user..steal (guest time is part of user already)
+        return round(100 * delta[7] / total, 1) if total > 0 and len(delta) > 7 else 0.0
+
+
 def measure(fn: Callable[[], Any], repeat: int, warmup: int = 2) -> dict[str, float]:
     """Median / p90 / min wall time of ``fn`` in milliseconds."""
     for _ in range(warmup):

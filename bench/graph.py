@@ -416,8 +416,9 @@ def main() -> None:
     if args.episode_stats:
         print(json.dumps(episode_stats(args.episode_stats, args.recycle)))
         return
-    from bench._common import write_report
+    from bench._common import StealMeter, write_report
 
+    steal = StealMeter()
     before = before_stats(args.before, args.episodes)
     after = episode_stats(args.episodes)
     reset = episode_stats(args.episodes, "reset")
@@ -599,6 +600,7 @@ def main() -> None:
             "before": args.before,
             "cpus": os.cpu_count(),
             "load_average_1min": round(os.getloadavg()[0], 2),
+            "steal during the run (% of CPU time)": steal.percent(),
         },
     )
     notes = [

@@ -34,7 +34,14 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import RESULTS, machine_busy_s, measure, measure_interleaved, write_report
+from bench._common import (
+    RESULTS,
+    StealMeter,
+    machine_busy_s,
+    measure,
+    measure_interleaved,
+    write_report,
+)
 from langchain_codevision.kernel import KernelPool, KernelSession
 from langchain_codevision.kernel._forkserver import template
 
@@ -304,6 +311,7 @@ def main() -> None:
     if args.part == "footprint":
         print(merge_part(footprint, meta, FOOTPRINT_TAG).read_text())
         return
+    steal = StealMeter()
     image = page()
     op_only = measure(lambda: image.rotate(90, expand=True), args.repeat)
     sandboxed = KernelSession().start()
@@ -456,14 +464,19 @@ def main() -> None:
             "unit": "x",
         },
     ]
+    runtime_meta = {
+        "repeat": args.repeat,
+        "isolation": isolation,
+        "steal during the runtime part (% of CPU time)": steal.percent(),
+    }
     if args.part == "runtime":
-        path = merge_part(rows, {"repeat": args.repeat, "isolation": isolation}, "runtime")
+        path = merge_part(rows, runtime_meta, "runtime")
     else:
         path = write_report(
             "kernel",
             "Kernel runtime benchmark",
             rows + footprint,
-            {"image": "1000x1000 RGB page", "repeat": args.repeat, "isolation": isolation, **meta},
+            {"image": "1000x1000 RGB page", **runtime_meta, **meta},
         )
     print(path.read_text())
 

@@ -631,3 +631,21 @@ def test_pixels_are_copied_from_pil_memory_where_pil_hands_it_out(tmp_path) -> N
         buffer.rewind()
         offset, length = buffer.write_image(image)
         assert bytes(buffer._map[offset : offset + length]) == image.tobytes(), name
+
+
+def test_sending_a_result_leaves_opencvs_thread_pool_asleep() -> None:
+    """The kernel's own pixel copy never wakes OpenCV's worker threads (they would spin on
+    every core for a while after each result, against every other kernel on the host)."""
+    with KernelSession(limits=KernelLimits(timeout=20)) as session:
+        session.put_image(0, Image.new("RGB", (1000, 1000), "white"))
+        count = "import os\nprint(len(os.listdir('/proc/self/task')))"
+        before = int(session.execute(count).stdout)
+        out = session.execute(
+            "result = image.rotate(90)", image=0, collect=("result",), register_as=1
+        )
+        assert out.ok and out.result_images[0].size == (1000, 1000), out.error
+        assert int(session.execute(count).stdout) == before
+        woken = session.execute(
+            "cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)\n" + count, image=1
+        )
+        assert int(woken.stdout.split()[-1]) > before  # the count does see the pool

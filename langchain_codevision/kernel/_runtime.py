@@ -593,6 +593,10 @@ def core_pixels(image: Image.Image) -> tuple[np.ndarray, Any] | None:
     return pixels, capsule
 
 
+CVT_PIXELS = 1 << 16
+"""Pixels per OpenCV call in :func:`_copy_core` (what OpenCV converts without its pool)."""
+
+
 def _copy_core(image: Image.Image, view: memoryview) -> int:
     """Copy ``image``'s pixels from PIL's memory into ``view``; bytes written, ``-1`` if not.
 
@@ -612,8 +616,14 @@ def _copy_core(image: Image.Image, view: memoryview) -> int:
     try:
         import cv2
 
-        if cv2.cvtColor(pixels, cv2.COLOR_RGBA2RGB, dst=rows) is rows:
-            return target.size
+        # OpenCV converts up to 2**16 pixels at a time on the calling thread; a larger
+        # call wakes its thread pool, whose workers then spin for a while on every core
+        step = max(1, CVT_PIXELS // width)
+        for top in range(0, height, step):
+            part = rows[top : top + step]
+            if cv2.cvtColor(pixels[top : top + step], cv2.COLOR_RGBA2RGB, dst=part) is not part:
+                raise ValueError("OpenCV did not write in place")
+        return target.size
     except Exception:  # no OpenCV here: numpy drops the padding byte instead
         pass
     rows[...] = pixels[..., :3]
