@@ -63,6 +63,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ._opencv import opencv
+
 try:  # ISA-L's deflate: the same zlib stream format, several times faster at low levels
     from isal import isal_zlib as _deflate
 except ImportError:  # pragma: no cover - platforms without an isal wheel
@@ -750,7 +752,7 @@ def resize_image(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """
     if image.mode not in ("L", "RGB") or min(size) < 1:
         return image.resize(size, Image.Resampling.BICUBIC)
-    import cv2
+    cv2 = opencv()
 
     method = _method(image.size, size)
     out = Image.fromarray(cv2.resize(np.asarray(image), size, interpolation=method))
@@ -770,7 +772,7 @@ def _method(source_size: tuple[int, int], size: tuple[int, int]) -> int:
     pages, ``bench/graph.py``) at a sixth of the CPU: OpenCV's area path for a non-integer
     factor is its slow one (13 ms for 1000x1000 to 896x896, against 2.3 ms).
     """
-    import cv2
+    cv2 = opencv()
 
     width, height = source_size
     shrinks = size[0] <= width and size[1] <= height
@@ -802,7 +804,7 @@ def encode_view(
     info = {} if array is not None else image.info
     if fmt != "png" or mode not in ("L", "RGB") or _PNG_KEEP_INFO.intersection(info):
         return encode_image(fit_pixel_budget(as_pil(image), budget), fmt), True
-    import cv2
+    cv2 = opencv()
 
     pixels = array if array is not None else np.asarray(image)
     if mode == "RGB" and (grey := grey_channel(pixels)) is not None:
@@ -839,7 +841,7 @@ def grey_channel(pixels: np.ndarray) -> np.ndarray | None:
         and np.array_equal(sample[..., 0], sample[..., 2])
     ):
         return None
-    import cv2
+    cv2 = opencv()
 
     # OpenCV's fixed-point grey weights add up to exactly one, so a grey pixel keeps its
     # value; the image is grey exactly when its grey copy, spread back to three channels,

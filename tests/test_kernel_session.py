@@ -633,9 +633,9 @@ def test_pixels_are_copied_from_pil_memory_where_pil_hands_it_out(tmp_path) -> N
         assert bytes(buffer._map[offset : offset + length]) == image.tobytes(), name
 
 
-def test_sending_a_result_leaves_opencvs_thread_pool_asleep() -> None:
-    """The kernel's own pixel copy never wakes OpenCV's worker threads (they would spin on
-    every core for a while after each result, against every other kernel on the host)."""
+def test_kernels_run_opencv_on_one_thread_and_sending_a_result_starts_none() -> None:
+    """No thread pool per kernel: OpenCV runs on the cell's thread (many kernels share the
+    cores), and the kernel's own pixel copy starts no thread either."""
     with KernelSession(limits=KernelLimits(timeout=20)) as session:
         session.put_image(0, Image.new("RGB", (1000, 1000), "white"))
         count = "import os\nprint(len(os.listdir('/proc/self/task')))"
@@ -645,7 +645,14 @@ def test_sending_a_result_leaves_opencvs_thread_pool_asleep() -> None:
         )
         assert out.ok and out.result_images[0].size == (1000, 1000), out.error
         assert int(session.execute(count).stdout) == before
-        woken = session.execute(
-            "cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)\n" + count, image=1
+        opencv = session.execute(
+            "cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)\n"
+            "print(cv2.getNumThreads())\n" + count,
+            image=1,
         )
-        assert int(woken.stdout.split()[-1]) > before  # the count does see the pool
+        assert opencv.stdout.split() == ["1", str(before)], opencv
+        started = session.execute(  # the count does see a new thread
+            "import threading\nt = threading.Thread(target=threading.Event().wait, args=(5,),"
+            " daemon=True)\nt.start()\n" + count
+        )
+        assert int(started.stdout) == before + 1, started

@@ -47,6 +47,7 @@ ENV_ALLOWLIST: tuple[str, ...] = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
+    "OPENCV_FOR_THREADS_NUM",
     "FONTCONFIG_PATH",
 )
 SECRET_PATTERNS: tuple[str, ...] = (
@@ -102,8 +103,11 @@ def scrub_environment(
     env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 << 20))
     env.setdefault("MALLOC_TRIM_THRESHOLD_", str(512 << 20))
     env.setdefault("MALLOC_TOP_PAD_", str(64 << 20))
+    # One thread each for OpenMP, OpenBLAS and OpenCV: many kernels share the host's cores,
+    # and a pool per kernel would only add threads that spin against the others.
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("OPENCV_FOR_THREADS_NUM", "1")
     if extra:
         env.update(extra)
     return env
