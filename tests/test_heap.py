@@ -7,13 +7,12 @@ fresh ``mmap``, and whether the heap kept it once freed.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fresh_process import probe_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,16 +52,8 @@ TUNE = "from langchain_codevision._heap import tune_heap\napplied = tune_heap()"
 
 
 def _probe(setup: str, **env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "CODEVISION_"))}
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(root=str(ROOT), setup=setup)],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    code = PROBE.format(root=str(ROOT), setup=setup)
+    return probe_json(code, env, drop=("MALLOC_", "CODEVISION_"))
 
 
 def test_a_tuned_heap_serves_and_keeps_a_big_buffer() -> None:

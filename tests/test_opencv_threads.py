@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
+
+from tests.fresh_process import probe_json
 
 PROBE = """
 import json, os
@@ -22,17 +21,7 @@ print(json.dumps({"default": default, "after": cv2.getNumThreads()}))
 
 def probe(**env: str) -> dict[str, int]:
     """OpenCV's thread count in a fresh process before and after the package's first use."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("OPENCV_FOR_THREADS_NUM",)}
-    clean.pop("CODEVISION_OPENCV_SERIAL", None)
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return probe_json(PROBE, env, drop=("OPENCV_FOR_THREADS_NUM", "CODEVISION_OPENCV_SERIAL"))
 
 
 def test_the_first_use_sets_opencv_to_the_calling_thread() -> None:
