@@ -311,3 +311,41 @@ def test_nodes_hand_over_their_route_and_every_route_is_taken(pool, page) -> Non
     )
     out = limited.invoke({"image": page, "question": "q"})
     assert out["stop_reason"] == "turn_limit"  # model -> force_answer
+
+
+def test_the_view_of_a_result_is_made_by_the_waiting_caller_or_off_the_kernel_loop(
+    pool, page, monkeypatch
+) -> None:
+    """``invoke``: in the thread that runs the node (it waits anyway); ``ainvoke``: in a
+    worker thread, never on the kernel I/O loop every episode shares."""
+    import asyncio
+    import threading
+
+    import langchain_codevision.loop.executor as executor
+    from langchain_codevision.kernel._loop import on_loop_thread
+
+    seen: list[tuple[str, bool]] = []
+    original = executor.encode_step_image
+
+    def spy(*args, **kwargs):
+        seen.append((threading.current_thread().name, on_loop_thread()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(executor, "encode_step_image", spy)
+    replies = [text_call(ROTATE), ANSWER]
+    _model, graph = run(pool, page, replies)
+    caller: list[str] = []
+
+    def invoke() -> None:
+        caller.append(threading.current_thread().name)
+        assert graph.invoke({"image": page, "question": "q"})["steps"][0]["ok"]
+
+    worker = threading.Thread(target=invoke, name="episode-caller")
+    worker.start()
+    worker.join()
+    assert seen == [("episode-caller", False)] and caller == ["episode-caller"]
+    seen.clear()
+    _model, graph = run(pool, page, replies)
+    out = asyncio.run(graph.ainvoke({"image": page, "question": "q"}))
+    assert out["steps"][0]["ok"]
+    assert len(seen) == 1 and seen[0][1] is False and seen[0][0] != threading.main_thread().name

@@ -328,8 +328,19 @@ class ToolExecutor:
     def run(
         self, state: Mapping[str, Any], pending: Mapping[str, Any], open_session: SessionOpener
     ) -> ExecutionWork:
-        """Sync facade of :meth:`arun`."""
-        return run_sync(self.arun(state, pending, open_session))
+        """:meth:`arun` for a caller that waits for it.
+
+        Each kernel call runs on the kernel I/O loop, and the model's view of its result
+        is made in the calling thread, which would only wait meanwhile: two thread hops
+        fewer per call than handing the view to a worker thread, as :meth:`arun` must.
+        """
+        work = self.plan(state, pending)
+        session: Any = None
+        for call in work.runnable:
+            session, result = run_sync(_open_and_execute(session, open_session, work, call))
+            for index, image in work.record(call, result):
+                run_sync(session.aput_image(index, image))
+        return work
 
     async def arun_anywhere(
         self, state: Mapping[str, Any], pending: Mapping[str, Any], open_session: SessionOpener
@@ -381,3 +392,12 @@ class ToolExecutor:
             if changes:
                 call.original_code, call.code = code, repaired
                 call.notes.extend(f"(Repaired: {change}.)" for change in changes)
+
+
+async def _open_and_execute(
+    session: Any, open_session: SessionOpener, work: ExecutionWork, call: PlannedCall
+) -> tuple[Any, ExecutionResult]:
+    """Run ``call`` in ``session`` (the episode's kernel, lent first if ``None``)."""
+    if session is None:
+        session = await open_session()
+    return session, await session.aexecute(**work.kernel_kwargs(call))
