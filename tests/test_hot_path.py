@@ -269,9 +269,10 @@ def test_photos_are_written_with_the_up_filter_and_pages_without(monkeypatch) ->
     assert len(filtered) < 0.75 * len(unfiltered)
 
 
-def test_nodes_hand_over_their_route_and_every_route_is_taken(pool, page) -> None:
-    """The model and execute nodes route with their update (no conditional edge reads the
-    state again), and each of their destinations is reached as before."""
+def test_every_route_is_taken_and_a_paused_episode_resumes_after_an_edit(pool, page) -> None:
+    """The routes after ``model`` and ``execute`` (tool error, malformed reply, answer,
+    turn limit), and what LangGraph works out from them after ``update_state``: a paused
+    episode whose state was edited resumes where it was going."""
     replies = [
         text_call(ROTATE),
         text_call("1 / 0"),  # a runtime error: execute -> reflect
@@ -279,9 +280,8 @@ def test_nodes_hand_over_their_route_and_every_route_is_taken(pool, page) -> Non
         ANSWER,
     ]
     _model, graph = run(pool, page, replies)
-    assert graph.builder.branches == {}
     edges = {(edge.source, edge.target) for edge in graph.get_graph().edges}
-    assert {(source, target) for source, target in edges if source in ("model", "execute")} == {
+    assert {(source, target) for source, target in edges if source in ("model", "execute")} >= {
         ("model", "execute"),
         ("model", "reflect"),
         ("model", "force_answer"),
@@ -311,6 +311,20 @@ def test_nodes_hand_over_their_route_and_every_route_is_taken(pool, page) -> Non
     )
     out = limited.invoke({"image": page, "question": "q"})
     assert out["stop_reason"] == "turn_limit"  # model -> force_answer
+
+    paused = create_codevision_graph(
+        ScriptedChatModel(replies=[text_call(ROTATE), ANSWER], dialect="text"),
+        pool=pool,
+        checkpointer=InMemorySaver(),
+    )
+    config = {"configurable": {"thread_id": "edited"}}
+    paused.invoke({"image": page, "question": "q"}, config, interrupt_before=["execute"])
+    assert paused.get_state(config).next == ("execute",)
+    pending = paused.get_state(config).values["pending"]
+    paused.update_state(config, {"pending": pending})  # as the model node, by default
+    assert paused.get_state(config).next == ("execute",)
+    out = paused.invoke(None, config)
+    assert out["answer"] == "done" and [s["ok"] for s in out["steps"]] == [True]
 
 
 def test_the_view_of_a_result_is_made_by_the_waiting_caller_or_off_the_kernel_loop(

@@ -337,22 +337,19 @@ class CodeVisionNodes:
         return {"answer": pending.get("answer"), "stop_reason": reason, "pending": None}
 
     # -- routing ------------------------------------------------------------------------
-    # Each reads the update its node returned (its ``pending``), not the merged state: the
-    # node hands LangGraph the route with its update (a ``Command``), so no state is read
-    # again for it (see ``graph._guarded``).
     @staticmethod
-    def route(update: Mapping[str, Any]) -> Route:
+    def route(state: CodeVisionState) -> Route:
         """Where to go after ``model``."""
-        pending = update.get("pending") or {}
+        pending = state.get("pending") or {}
         action = pending.get("action")
         if action in ("execute", "force_answer", "finish"):
             return action
         return "reflect"
 
     @staticmethod
-    def after_execute(update: Mapping[str, Any]) -> Literal["reflect", "model"]:
+    def after_execute(state: CodeVisionState) -> Literal["reflect", "model", "force_answer"]:
         """Failures go to ``reflect``; otherwise back to the model."""
-        pending = update.get("pending") or {}
+        pending = state.get("pending") or {}
         return "reflect" if pending.get("failures") else "model"
 
 
