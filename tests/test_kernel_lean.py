@@ -269,15 +269,24 @@ def test_the_ipython_shell_is_still_available() -> None:
         out = session.execute("get_ipython().__class__.__name__")
         assert out.text == "'ZMQInteractiveShell'"
         assert session.execute("%load_ext autoreload").ok
-        # no post_reply event in IPython: a registered result gets its own pixels as the
-        # next cell starts, before that cell can change the object it came from
+        # no post_reply event in IPython: a registered result gets its own pixels at once,
+        # before anything of the user's can run (a pre_execute hook fires before the next
+        # cell's pre_run_cell, and for silent requests too)
         first = session.execute(
-            "result = Image.new('L', (4, 4), 7)", collect=("result",), register_as="r"
+            "pixels = np.full((4, 4), 7, np.uint8)\n"
+            "result = Image.fromarray(pixels)\n"  # on the array's memory
+            "hook = lambda *_: pixels.fill(200)\n"
+            "get_ipython().events.register('pre_execute', hook)",
+            collect=("result",),
+            register_as="r",
         )
         assert first.ok and first.result_images[0].image.getpixel((0, 0)) == 7, first.error
-        assert session.execute("result.paste(200, (0, 0, 4, 4))").ok
-        again = session.execute("print(image.getpixel((0, 0)))", image="r")
-        assert again.stdout.strip() == "7", again
+        again = session.execute(
+            "get_ipython().events.unregister('pre_execute', hook)\n"
+            "print(pixels[0, 0], image.getpixel((0, 0)))",
+            image="r",
+        )
+        assert again.stdout.split() == ["200", "7"], again
 
 
 def test_an_unknown_shell_is_refused() -> None:

@@ -274,9 +274,11 @@ class Runtime:
         ]
         sys.stdout, sys.stderr = self.streams
         self._owed: dict[str, Image.Image] = {}  # registered, not yet copied: see settle
+        self._copy_after_reply = False
         shell.events.register("pre_run_cell", self._on_pre_run_cell)
-        with contextlib.suppress(KeyError):  # IPython has no such event: the next cell settles
+        with contextlib.suppress(KeyError):  # IPython has no such event: copies come at once
             shell.events.register("post_reply", self.settle)  # the lean kernel's own event
+            self._copy_after_reply = True
         shell.ast_transformers.append(_BindTransformer(self))
         formatters = shell.display_formatter.formatters
         for mime in ("image/png", "image/jpeg"):
@@ -418,9 +420,9 @@ class Runtime:
         """Give each image registered by :meth:`collect` since the last cell its own pixels.
 
         The cell's object (or the array it came from) may change in place in a later
-        cell; the registered image never does. The copy is made after the reply (the lean
-        kernel's ``post_reply``), while the host reads the pixels, or at the latest before
-        the next cell runs.
+        cell; the registered image never does. In the lean kernel the copy is made after
+        the reply (its ``post_reply`` event), while the host reads the pixels, and nothing
+        of the user's runs in between; anywhere else :meth:`collect` copies at once.
         """
         while self._owed:
             key, image = self._owed.popitem()
@@ -495,9 +497,11 @@ class Runtime:
                     entry["size"] = list(image.size)
                 else:
                     entry.update(self.save(image, pixels), kind="image")
-                    if register_as is not None:  # its own copy comes in settle
+                    if register_as is not None:  # its own copy: see settle
                         self.images[str(register_as)] = self._owed[str(register_as)] = image
                         self.load_errors.pop(str(register_as), None)
+                        if not self._copy_after_reply:
+                            self.settle()
                         register_as = None
             found.append(entry)
             if first_only and entry.get("kind") in ("image", "empty"):
