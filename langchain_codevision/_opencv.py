@@ -9,8 +9,9 @@ the pool (``python -m langchain_codevision._opencv`` measures it). So the first 
 package uses OpenCV in a process, :func:`opencv` sets it to one thread
 (``cv2.setNumThreads(0)``: every call on its caller's thread), as data loaders commonly do.
 
-OpenCV's own ``OPENCV_FOR_THREADS_NUM``, when set, is left to decide, and
-``CODEVISION_OPENCV_SERIAL=0`` (or ``false``, ``no``, ``off``) leaves OpenCV as it is.
+A thread count already chosen (OpenCV's own ``OPENCV_FOR_THREADS_NUM``, or a
+``cv2.setNumThreads`` call made before the package's first use) is left as it is, and so is
+everything with ``CODEVISION_OPENCV_SERIAL=0`` (or ``false``, ``no``, ``off``).
 Kernels get ``OPENCV_FOR_THREADS_NUM=1`` in their environment (see ``kernel/sandbox.py``).
 """
 
@@ -37,7 +38,9 @@ def opencv() -> ModuleType:
     if not _decided:
         with _lock:
             if not _decided:
-                if _serial_wanted():
+                # a count other than one per core was chosen already (by the user's own
+                # cv2.setNumThreads, say): it stays
+                if _serial_wanted() and cv2.getNumThreads() == cv2.getNumberOfCPUs():
                     cv2.setNumThreads(0)
                 _decided = True
     return cv2

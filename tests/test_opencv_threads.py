@@ -31,6 +31,11 @@ def test_the_first_use_sets_opencv_to_the_calling_thread() -> None:
         assert counts["default"] > 1  # what it was: a pool over the cores
 
 
+def test_a_thread_count_set_before_the_first_use_stays() -> None:
+    code = PROBE.replace("default = cv2.getNumThreads()", "cv2.setNumThreads(3)\ndefault = 3")
+    assert probe_json(code, {}, drop=("OPENCV_FOR_THREADS_NUM", "CODEVISION_"))["after"] == 3
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [({"CODEVISION_OPENCV_SERIAL": "0"}, None), ({"OPENCV_FOR_THREADS_NUM": "3"}, 3)],

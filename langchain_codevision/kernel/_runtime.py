@@ -129,6 +129,7 @@ class PixelBuffer:
         by OpenCV's vectorised conversion), else packed by PIL block by block (``tobytes``
         packs them into a new string first, then that is copied).
         """
+        image.load()  # a lazily read file's mode and size are final from here on
         length = image.width * image.height * len(image.getbands())
         start, view = self.reserve(length)
         with view:
@@ -567,12 +568,15 @@ def core_pixels(image: Image.Image) -> tuple[np.ndarray, Any] | None:
     and any layout this does not expect, gives ``None``. The array is valid while the
     capsule lives: drop both together.
     """
+    try:
+        image.load()
+    except Exception:
+        return None
     expected = _CORE_LAYOUT.get(image.mode)
     if expected is None or not hasattr(Image.core, "new_arrow"):
         return None
     width, height = image.size
     try:
-        image.load()
         schema = image.im.__arrow_c_schema__()
         capsule = image.im.__arrow_c_array__()
         fmt = _ArrowSchema.from_address(_capsule_pointer(schema, b"arrow_schema")).format
