@@ -14,6 +14,12 @@ from typing import Any
 RESULTS = Path(__file__).parent / "results"
 
 
+def _cpu_ticks() -> list[int]:
+    """The machine's CPU time so far, in clock ticks, by kind (``/proc/stat``'s first line)."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        return [int(value) for value in handle.readline().split()[1:]]
+
+
 def machine_busy_s() -> float:
     """CPU seconds this machine has spent at work: its processes and the OS (``/proc/stat``).
 
@@ -22,15 +28,8 @@ def machine_busy_s() -> float:
     be a third of the wall time and is none of this machine's work (guest time is part of
     user time already).
     """
-    with open("/proc/stat", encoding="ascii") as handle:
-        ticks = [int(value) for value in handle.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq = ticks[:7]
+    user, nice, system, _idle, _iowait, irq, softirq = _cpu_ticks()[:7]
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_ticks() -> list[int]:
-    with open("/proc/stat", encoding="ascii") as handle:
-        return [int(value) for value in handle.readline().split()[1:]]
 
 
 class StealMeter:

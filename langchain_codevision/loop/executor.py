@@ -84,11 +84,6 @@ class ExecutionWork:
         return [call for call in self.calls if call.runnable]
 
     @property
-    def needs_kernel(self) -> bool:
-        """Whether any call must run in the kernel."""
-        return bool(self.runnable)
-
-    @property
     def profile(self) -> ProtocolProfile:
         """The protocol profile in force."""
         return self.executor.profile
@@ -314,15 +309,13 @@ class ToolExecutor:
     ) -> ExecutionWork:
         """Validate, run and fold every call (on the kernel I/O loop)."""
         work = self.plan(state, pending)
-        if work.needs_kernel:
-            session = await open_session()
-            for call in work.runnable:
-                result = await session.aexecute(**work.kernel_kwargs(call))
-                # the model's view is resized and encoded off the kernel I/O loop, which
-                # every episode's kernels share (PIL and zlib release the GIL meanwhile)
-                extra = await asyncio.to_thread(work.record, call, result)
-                for index, image in extra:
-                    await session.aput_image(index, image)
+        session: Any = None
+        for call in work.runnable:
+            session, result = await _open_and_execute(session, open_session, work, call)
+            # the model's view is resized and encoded off the kernel I/O loop, which every
+            # episode's kernels share (PIL and zlib release the GIL meanwhile)
+            for index, image in await asyncio.to_thread(work.record, call, result):
+                await session.aput_image(index, image)
         return work
 
     def run(
