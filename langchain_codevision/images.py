@@ -65,6 +65,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ._opencv import opencv
 
+try:  # a SIMD base64 encoder, some 50x the standard library's (the same text)
+    from pybase64 import b64encode_as_string as _fast_b64
+except ImportError:  # pragma: no cover - pybase64 is a dependency; this keeps it optional
+    _fast_b64 = None
+
 try:  # ISA-L's deflate: the same zlib stream format, several times faster at low levels
     from isal import isal_zlib as _deflate
 except ImportError:  # pragma: no cover - platforms without an isal wheel
@@ -86,8 +91,11 @@ __all__ = [
     "TrajectoryImage",
     "as_pil",
     "as_trajectory_image",
+    "base64_text",
     "budget_size",
     "check_output_image",
+    "copied_pixels",
+    "data_url",
     "decode_trajectory_image",
     "encode_image",
     "encode_view",
@@ -580,11 +588,29 @@ def frozen_pixels(image: Image.Image) -> PixelSource:
     """
     if image.mode not in _PIXEL_MODES.values() or _PNG_KEEP_INFO.intersection(image.info):
         return image
-    array = np.asarray(image)
-    if array.flags.writeable or not isinstance(array.base, bytes):  # may share memory
-        array = array.copy()
+    array = copied_pixels(image)
     array.flags.writeable = False
     return array
+
+
+def copied_pixels(image: Image.Image) -> np.ndarray:
+    """A new array of an 8-bit ``L``/``LA``/``RGB``/``RGBA`` image's pixels (``HxW[xC]``).
+
+    Copied straight off PIL's own memory, without holding the GIL, where PIL hands that
+    memory out (the kernel runtime's :func:`~langchain_codevision.kernel._runtime.copy_pixels`,
+    which kernels send their results with); ``np.array(image)`` (PIL's ``tobytes``, under
+    the GIL throughout) otherwise. Other threads keep running meanwhile.
+    """
+    if image.mode in ("L", "RGB", "RGBA"):
+        from .kernel._runtime import copy_pixels
+
+        opencv()  # the package's OpenCV settings, before the copy's first OpenCV call
+        width, height = image.size
+        shape = (height, width) if image.mode == "L" else (height, width, len(image.mode))
+        array = np.empty(shape, dtype=np.uint8)
+        if copy_pixels(image, array, chunk_pixels=max(1, array.size)):
+            return array
+    return np.array(image)
 
 
 def as_pil(source: PixelSource) -> Image.Image:
@@ -806,7 +832,7 @@ def encode_view(
         return encode_image(fit_pixel_budget(as_pil(image), budget), fmt), True
     cv2 = opencv()
 
-    pixels = array if array is not None else np.asarray(image)
+    pixels = array if array is not None else copied_pixels(image)
     if mode == "RGB" and (grey := grey_channel(pixels)) is not None:
         pixels, mode = grey, "L"  # the same view, a third of the work and about half the bytes
     channels = 1 if mode == "L" else 3
@@ -973,6 +999,23 @@ def _png_from_rows(lines: np.ndarray, width: int, height: int, mode: str) -> byt
     )
 
 
+def base64_text(data: bytes) -> str:
+    """``data`` as base64 text, as an image block or a data URL carries it.
+
+    pybase64's SIMD encoder where it is installed (a 300 KB view in about 0.01 ms, where the
+    standard library takes 0.3-0.7 ms under the GIL); the standard library's otherwise, with
+    the same text.
+    """
+    if _fast_b64 is not None:
+        return _fast_b64(data)
+    return base64.b64encode(data).decode("ascii")
+
+
+def data_url(data: bytes, mime_type: str = "image/png") -> str:
+    """A ``data:`` URL of ``data`` (base64, :func:`base64_text`)."""
+    return f"data:{mime_type};base64,{base64_text(data)}"
+
+
 def to_image_block(
     image: Image.Image,
     *,
@@ -983,7 +1026,7 @@ def to_image_block(
     data, _ = encode_view(image, budget, fmt)
     return {
         "type": "image",
-        "base64": base64.b64encode(data).decode("ascii"),
+        "base64": base64_text(data),
         "mime_type": f"image/{fmt}",
     }
 

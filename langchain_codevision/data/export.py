@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..images import data_url
 from ..protocol import TOOL_RESPONSE_CLOSE, TOOL_RESPONSE_OPEN
 from .trajectory import IMAGE_TOKEN, ExportError, Trajectory, metadata_json
 
@@ -192,7 +192,7 @@ def export_trl(
 
 
 def _data_url(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return data_url(png)
 
 
 def export_openai(

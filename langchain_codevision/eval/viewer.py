@@ -13,14 +13,13 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_codevision.images import encode_image, load_image
+from langchain_codevision.images import data_url, encode_image, load_image
 
 __all__ = ["VIEW_MAX_SIDE", "render_viewer", "write_viewer"]
 
@@ -132,7 +131,7 @@ render();
 def _data_url(path: Path) -> str:
     image = load_image(path)
     image.thumbnail((VIEW_MAX_SIDE, VIEW_MAX_SIDE))
-    return "data:image/png;base64," + base64.b64encode(encode_image(image)).decode("ascii")
+    return data_url(encode_image(image))
 
 
 def _json(value: Any) -> str:

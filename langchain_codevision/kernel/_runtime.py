@@ -611,31 +611,45 @@ def _copy_core(image: Image.Image, view: memoryview) -> int:
     Every array made here is gone when it returns: none may outlive the copy, or the
     mapping behind ``view`` could not be released.
     """
+    target = np.frombuffer(view, dtype=np.uint8)
+    return target.size if copy_pixels(image, target) else -1
+
+
+def copy_pixels(image: Image.Image, target: np.ndarray, chunk_pixels: int = CVT_PIXELS) -> bool:
+    """Copy an ``L``/``RGB``/``RGBA`` image's pixels from PIL's memory into ``target``.
+
+    ``target`` is a writable, C-contiguous ``uint8`` array of the image's ``height * width *
+    bands`` bytes (any shape). Where PIL does not hand its memory out (:func:`core_pixels`)
+    nothing is written and the answer is ``False``. The copy runs without the GIL (numpy's
+    copy; for ``RGB``, OpenCV dropping PIL's padding byte ``chunk_pixels`` pixels per call,
+    numpy where OpenCV is missing), where ``tobytes()`` holds it throughout.
+    """
     found = core_pixels(image)
     if found is None:
-        return -1
+        return False
     pixels, _capsule = found
-    target = np.frombuffer(view, dtype=np.uint8)
+    flat = target.reshape(-1)
     if image.mode != "RGB":
-        target[:] = pixels.reshape(-1)
-        return target.size
+        flat[:] = pixels.reshape(-1)
+        return True
     width, height = image.size
-    rows = target.reshape(height, width, 3)
+    rows = flat.reshape(height, width, 3)
     try:
         import cv2
 
         # OpenCV converts up to 2**16 pixels at a time on the calling thread; a larger
-        # call wakes its thread pool, whose workers then spin for a while on every core
-        step = max(1, CVT_PIXELS // width)
+        # call wakes its thread pool (where it has one), whose workers then spin for a
+        # while on every core
+        step = max(1, chunk_pixels // width)
         for top in range(0, height, step):
             part = rows[top : top + step]
             if cv2.cvtColor(pixels[top : top + step], cv2.COLOR_RGBA2RGB, dst=part) is not part:
                 raise ValueError("OpenCV did not write in place")
-        return target.size
+        return True
     except Exception:  # no OpenCV here: numpy drops the padding byte instead
         pass
     rows[...] = pixels[..., :3]
-    return target.size
+    return True
 
 
 def standard_mode(image: Image.Image) -> Image.Image:

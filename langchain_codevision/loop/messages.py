@@ -7,7 +7,6 @@ per-turn image cap is reached, while the trajectory keeps them all.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +26,7 @@ from langchain_codevision.images import (
     PixelBudget,
     PixelSource,
     TrajectoryImage,
+    base64_text,
     encode_view,
     image_from_block,
     to_image_block,
@@ -84,7 +84,7 @@ def encode_step_image(
     data, resized = encode_view(image, budget, fmt)
     block = {
         "type": "image",
-        "base64": base64.b64encode(data).decode("ascii"),
+        "base64": base64_text(data),
         "mime_type": f"image/{fmt}",
         "id": f"{IMAGE_ID_PREFIX}{index}",
     }
