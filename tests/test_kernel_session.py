@@ -411,6 +411,43 @@ def test_reset_clears_variables_and_images(kernel: KernelSession) -> None:
     assert missing.error is not None and missing.error.name == "IndexError"
 
 
+def test_reset_zeroes_the_result_buffer_in_place_and_lets_a_grown_one_go(
+    kernel: KernelSession,
+) -> None:
+    """A reset kernel keeps its pixel buffer's pages (the next episode's first result does
+    not fault them in again) but none of its pixels; a buffer that grew goes altogether."""
+    inode = "import os; print(os.stat(__cv_runtime__.out.path).st_ino)"
+
+    def buffer_bytes(count: int) -> np.ndarray:
+        buffer = np.empty(count, dtype=np.uint8)
+        assert kernel.host.files.read_into("px/out.pixels", 0, buffer) == count
+        return buffer
+
+    kernel.reset()
+    kernel.put_image(0, Image.new("RGB", (300, 200), (200, 100, 50)))
+    out = kernel.execute("result = image.rotate(90, expand=True)", image=0, collect=("result",))
+    assert out.ok and np.asarray(out.result_images[0].image).max() == 200
+    first = kernel.execute(inode).stdout
+    assert buffer_bytes(180_000).max() == 200
+    kernel.reset()
+    assert kernel.execute(inode).stdout == first  # the same file, and so its pages
+    assert buffer_bytes(180_000).max() == 0  # but not one pixel of the last episode
+    kernel.put_image(0, Image.new("L", (50, 40), 77))
+    again = kernel.execute("result = image", image=0, collect=("result",))
+    assert again.ok and np.asarray(again.result_images[0].image).min() == 77
+
+    kernel.put_image(1, Image.new("RGB", (2000, 2000), (1, 2, 3)))  # 12 MB: the buffer grows
+    grown = kernel.execute("result = image.copy()", image=1, collect=("result",))
+    assert grown.ok and grown.result_images[0].size == (2000, 2000)
+    kernel.reset()
+    gone = kernel.execute("import os; print(os.path.exists(__cv_runtime__.out.path))")
+    assert gone.stdout.strip() == "False"
+    kernel.put_image(0, Image.new("RGB", (8, 8), (9, 9, 9)))
+    fresh = kernel.execute("result = image", image=0, collect=("result",))
+    assert fresh.ok and np.asarray(fresh.result_images[0].image).max() == 9
+    kernel.reset()
+
+
 @pytest.mark.parametrize(
     ("code", "message"),
     [("", "the code is empty"), ("   \n ", "the code is empty"), ("x" * 101, "101 characters")],

@@ -74,20 +74,43 @@ class PixelBuffer:
     rewound before each cell; the host reads a cell's images before the next cell starts.
     """
 
+    FIRST_BYTES = 8 << 20
+    """The buffer's first size; one that never grew past it is kept by :meth:`wipe`."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
+        self.written = 0  # bytes from the start that may hold pixels (zeroed by wipe)
         self._map: mmap.mmap | None = None
         self._fd = -1
 
     def rewind(self) -> None:
         self.offset = 0
 
+    def wipe(self) -> None:
+        """Forget every pixel written: zero them in place, or remove a grown buffer's file.
+
+        Zeroing keeps the file's pages, so the next episode's first result writes into pages
+        it already has (a new 1000x1000 page's worth of tmpfs pages is some 730 faults);
+        a buffer grown past :attr:`FIRST_BYTES` goes, with its memory.
+        """
+        self.offset = 0
+        mapped = self._map
+        if mapped is not None and os.path.exists(self.path) and len(mapped) <= self.FIRST_BYTES:
+            zeros = np.frombuffer(mapped, dtype=np.uint8, count=min(self.written, len(mapped)))
+            zeros.fill(0)
+            del zeros  # the mapping may be closed or grown later: no view may outlive this
+        else:
+            self._close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+        self.written = 0
+
     def _ensure(self, needed: int) -> mmap.mmap:
         if self._map is not None and not os.path.exists(self.path):
             self._close()  # the file was removed: start a new one
         if self._map is None or needed > len(self._map):
-            size = max(needed, 2 * (len(self._map) if self._map else 0), 8 << 20)
+            size = max(needed, 2 * (len(self._map) if self._map else 0), self.FIRST_BYTES)
             size = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
             if self._fd < 0:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -119,6 +142,7 @@ class PixelBuffer:
         start = self.offset
         buffer = self._ensure(start + length)
         self.offset = (start + length + 63) // 64 * 64
+        self.written = max(self.written, start + length)
         return start, memoryview(buffer)[start : start + length]
 
     def write_image(self, image: Image.Image) -> tuple[int, int]:
@@ -302,7 +326,10 @@ class Runtime:
         self.images.clear()
         self._owed.clear()
         self.load_errors.clear()
+        self.out.wipe()
         for entry in self.dir.iterdir():
+            if entry == self.out.path:
+                continue
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
