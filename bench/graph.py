@@ -16,6 +16,9 @@ budget, encoded once). Measured in the same run:
 * episodes per second with one and with two workers (threads sharing one graph and pool),
   with the cores the machine and this process kept busy meanwhile: one worker's episodes
   already overlap host and kernel work, so two can gain at most cores / cores busy at one;
+* the same with one and two worker processes (each its own graph and one-kernel pool, as
+  the evaluation runner's workers), with fresh kernels (the default: each episode's kernel
+  is started, jailed, and torn down, on the same cores) and with kernels reset;
 * that the faster PNG loses nothing: OCR (RapidOCR) of the image sent to the model equals
   OCR of a PNG level 6 copy of it, on rendered pages.
 """
@@ -361,6 +364,78 @@ def throughput(page: Image.Image, workers: int, episodes: int) -> dict[str, floa
         }
 
 
+def process_episodes(recycle: str, episodes: int, start_at: float) -> tuple[float, float]:
+    """In a worker process: episodes/s of one graph and one kernel (``recycle``), timed from
+    ``start_at`` (a wall-clock time every worker of a round waits for), and the machine's
+    busy cores meanwhile."""
+    from bench._common import machine_busy_s
+
+    page, _ = render_page(size=(1000, 1000))
+    replies = [text_call(CALLS[0]), text_call(CALLS[1], image_index=1), "<answer>x</answer>"]
+    with KernelPool(size=1, recycle=recycle) as pool:
+        pool.wait_ready()
+        graph = create_codevision_graph(
+            TurnScriptedModel(replies=replies, dialect="text"), pool=pool
+        )
+        for _ in range(3):
+            graph.invoke({"image": page, "question": "q"})
+        time.sleep(max(0.0, start_at - time.time()))
+        start, busy = time.perf_counter(), machine_busy_s()
+        for _ in range(episodes):
+            out = graph.invoke({"image": page, "question": "q"})
+            assert [s["ok"] for s in out["steps"]] == [True, True], out["steps"]
+        wall = time.perf_counter() - start
+        return episodes / wall, (machine_busy_s() - busy) / wall
+
+
+def kernel_lifecycle(kernels: int) -> dict[str, float]:
+    """Machine and host-process CPU per fresh kernel from a warm pool: lent, one empty
+    execute, given back (closed, its jail torn down), and the next one started and warmed."""
+    from bench._common import machine_busy_s
+
+    with KernelPool(size=1) as pool:
+        pool.wait_ready()
+        for _ in range(3):
+            session = pool.acquire()
+            session.execute("pass")
+            pool.release(session)
+        busy, own, start = machine_busy_s(), time.process_time(), time.perf_counter()
+        for _ in range(kernels):
+            session = pool.acquire()
+            session.execute("pass")
+            pool.release(session)
+            pool.wait_ready()
+        wall = time.perf_counter() - start
+        return {
+            "machine_ms": (machine_busy_s() - busy) / kernels * 1e3,
+            "host_ms": (time.process_time() - own) / kernels * 1e3,
+            "wall_ms": wall / kernels * 1e3,
+        }
+
+
+def process_scaling(recycle: str, episodes: int, rounds: int) -> dict[str, Any]:
+    """1 and 2 worker processes (each its own graph and kernel pool, as the evaluation
+    runner's workers), in ``rounds`` back-to-back pairs: the median pair's ratio, every
+    pair's, and the machine's busy cores with one process."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ratios, busy = [], []
+    with context.Pool(2) as workers:
+        for _ in range(rounds):
+            ((rate, cores),) = workers.starmap(
+                process_episodes, [(recycle, episodes, time.time() + 4)]
+            )
+            pair = workers.starmap(process_episodes, [(recycle, episodes, time.time() + 6)] * 2)
+            ratios.append(sum(r for r, _ in pair) / rate)
+            busy.append(cores)
+    return {
+        "ratio": statistics.median(ratios),
+        "rounds": ratios,
+        "cores_at_1": statistics.median(busy),
+    }
+
+
 def scaling_rounds(
     page: Image.Image, episodes: int, rounds: int
 ) -> tuple[dict[str, float], dict[str, float], list[float]]:
@@ -441,6 +516,8 @@ def main() -> None:
         pool.wait_ready()
         step = kernel_step(pool, page, repeat=20)
     one, two, scaling = scaling_rounds(page, 4 * args.episodes, rounds=3)
+    processes = {mode: process_scaling(mode, 2 * args.episodes, 2) for mode in ("replace", "reset")}
+    lifecycle = kernel_lifecycle(2 * args.episodes)
     ocr = ocr_check(args.ocr_pages)
     step_ratio = step["kernel"] / step["process"]
     kept_ratio = step["kernel"] / step["process_kept"]
@@ -585,6 +662,34 @@ def main() -> None:
             "value": min(2.0, (os.cpu_count() or 1) / max(one["machine_cores"], 1e-9)),
             "unit": "x",
         },
+        {
+            "metric": "CPU per fresh kernel (lent, one execute, closed, next one started): "
+            "whole machine / this process",
+            "value": f"{lifecycle['machine_ms']:.1f} / {lifecycle['host_ms']:.1f}",
+            "unit": f"ms ({lifecycle['wall_ms']:.1f} ms wall each)",
+        },
+        *(
+            row
+            for mode, label in (("replace", "fresh kernels"), ("reset", "kernels reset"))
+            for row in (
+                {
+                    "metric": f"episodes/s, 2 worker processes / 1, {label} (median of 2 "
+                    "paired rounds)",
+                    "value": processes[mode]["ratio"],
+                    "unit": "x (rounds: "
+                    + ", ".join(f"{r:.2f}" for r in processes[mode]["rounds"])
+                    + ")",
+                    "target": ">= 1.7",
+                    "ok": processes[mode]["ratio"] >= 1.7,
+                },
+                {
+                    "metric": f"cores busy with 1 worker process, {label}; most 2 can reach",
+                    "value": f"{processes[mode]['cores_at_1']:.2f} of {os.cpu_count()}; "
+                    f"{min(2.0, (os.cpu_count() or 1) / processes[mode]['cores_at_1']):.2f}",
+                    "unit": "x",
+                },
+            )
+        ),
         {
             "metric": "pages where OCR of the sent image = OCR of a PNG-6 copy (colours equal)",
             "value": f"{ocr['identical']}/{ocr['pages']}",
