@@ -53,6 +53,9 @@ def test_pixels_come_straight_from_pil_memory_where_pil_hands_it_out() -> None:
     assert not _runtime.copy_pixels(_cases()["LA"], np.empty(72, np.uint8))
     with pytest.raises(ValueError):
         _runtime.copy_pixels(image, np.empty(10, dtype=np.uint8))
+    strided = np.empty((image.height, image.width * 2, 3), dtype=np.uint8)[:, ::2]
+    with pytest.raises(ValueError, match="C-contiguous"):  # a copy would take the pixels
+        _runtime.copy_pixels(image, strided)
 
 
 def test_frozen_pixels_are_read_only_and_keep_images_with_colour_metadata() -> None:

@@ -436,6 +436,18 @@ def test_reset_zeroes_the_result_buffer_in_place_and_lets_a_grown_one_go(
     again = kernel.execute("result = image", image=0, collect=("result",))
     assert again.ok and np.asarray(again.result_images[0].image).min() == 77
 
+    swap = (  # model code puts a file of its own where the buffer was
+        "import os\np = __cv_runtime__.out.path\nos.unlink(p)\n"
+        "open(p, 'w').write('left for the next episode')"
+    )
+    assert kernel.execute(swap).ok
+    kernel.reset()
+    left = kernel.execute("import os\nprint(os.path.exists(__cv_runtime__.out.path))")
+    assert left.stdout.strip() == "False"  # not kept: it is not the buffer's own file
+    kernel.put_image(0, Image.new("L", (30, 20), 66))
+    after_swap = kernel.execute("result = image", image=0, collect=("result",))
+    assert after_swap.ok and np.asarray(after_swap.result_images[0].image).max() == 66
+
     kernel.put_image(1, Image.new("RGB", (2000, 2000), (1, 2, 3)))  # 12 MB: the buffer grows
     grown = kernel.execute("result = image.copy()", image=1, collect=("result",))
     assert grown.ok and grown.result_images[0].size == (2000, 2000)

@@ -96,7 +96,7 @@ class PixelBuffer:
         """
         self.offset = 0
         mapped = self._map
-        if mapped is not None and os.path.exists(self.path) and len(mapped) <= self.FIRST_BYTES:
+        if mapped is not None and self._still_ours() and len(mapped) <= self.FIRST_BYTES:
             zeros = np.frombuffer(mapped, dtype=np.uint8, count=min(self.written, len(mapped)))
             zeros.fill(0)
             del zeros  # the mapping may be closed or grown later: no view may outlive this
@@ -105,6 +105,17 @@ class PixelBuffer:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
         self.written = 0
+
+    def _still_ours(self) -> bool:
+        """Whether :attr:`path` is still the file this buffer has open.
+
+        Not so when it was removed, or replaced by another file (which a reset must not keep).
+        """
+        try:
+            found, held = os.stat(self.path, follow_symlinks=False), os.fstat(self._fd)
+        except OSError:
+            return False
+        return (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino)
 
     def _ensure(self, needed: int) -> mmap.mmap:
         if self._map is not None and not os.path.exists(self.path):
@@ -655,6 +666,8 @@ def copy_pixels(image: Image.Image, target: np.ndarray, chunk_pixels: int = CVT_
     if found is None:
         return False
     pixels, _capsule = found
+    if target.dtype != np.uint8 or not (target.flags.c_contiguous and target.flags.writeable):
+        raise ValueError("the target must be a writable, C-contiguous uint8 array")
     flat = target.reshape(-1)
     if image.mode != "RGB":
         flat[:] = pixels.reshape(-1)
