@@ -126,6 +126,26 @@ def test_kernel_spawned_children_die_with_the_session(start: str) -> None:
     assert wait_gone(child.pid) and wait_gone(jail.pid)
 
 
+@pytest.mark.parametrize("start", STARTS)
+def test_a_kernels_processes_are_named_by_their_role(start: str) -> None:
+    """``ps``, ``top`` and ``perf`` tell the template, a supervisor, a jail's init and a
+    kernel apart (all of them are ``python`` otherwise)."""
+    with KernelSession(start=start) as session:
+        inside = session.execute("print(open('/proc/self/comm').read().strip())")
+        assert inside.stdout.strip() == "cv-kernel"
+        init = psutil.Process(session.host.jail_pid)
+        kernels = [p for p in init.children(recursive=True) if p.name() == "cv-kernel"]
+        assert len(kernels) == 1  # under bubblewrap (the exec start here), bwrap is the init
+        assert init.name() in ("cv-init", "bwrap")
+        supervisor = init.parent()
+        while supervisor.name() == "bwrap":  # bubblewrap's own process outside the jail
+            supervisor = supervisor.parent()
+        assert supervisor.name() == "cv-supervisor"
+        if start == "fork":
+            assert init.name() == "cv-init"
+            assert supervisor.parent().name() == "cv-template"
+
+
 def test_a_slow_cleanup_does_not_stall_other_kernels(monkeypatch) -> None:
     """Closing runs the host-side cleanup off the I/O loop every kernel shares."""
     import threading

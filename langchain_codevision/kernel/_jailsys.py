@@ -41,6 +41,7 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_NAME = 15
 
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -138,6 +139,18 @@ def prctl(option: int, value: int) -> None:
     """``prctl(2)`` with one argument."""
     args = (ctypes.c_ulong(0),) * 3
     _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(value), *args), "prctl")
+
+
+def set_name(name: str) -> None:
+    """Name this process as ``ps``, ``top`` and ``perf`` show it (its ``comm``).
+
+    Best effort: a kernel's processes are named by their role (``cv-template``,
+    ``cv-supervisor``, ``cv-init``, ``cv-kernel``), for people watching the host; nothing
+    trusts the name (a kernel can rename itself). At most 15 bytes are kept.
+    """
+    raw = ctypes.create_string_buffer(name.encode()[:15])
+    zero = ctypes.c_ulong(0)
+    _libc.prctl(ctypes.c_int(PR_SET_NAME), raw, zero, zero, zero)
 
 
 @contextlib.contextmanager

@@ -96,8 +96,13 @@ def confine(config: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Apply the configuration (from the environment), then hand over to the kernel."""
     config = json.loads(os.environ.pop("CODEVISION_KERNEL_CONFIG", "{}"))
-    confine(config)
     here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)  # removed again below, before any user code runs
+    import _jailsys
+
+    _jailsys.set_name("cv-kernel")
+    confine(config)
     argv = sys.argv[1:] if argv is None else argv
     lean = config.get("shell", "lean") == "lean"
     if lean and here not in sys.path:

@@ -54,6 +54,7 @@ EXIT_SETUP_FAILED = 70
 def main() -> None:
     """Read the configuration, build the jail, run the kernel, mirror its exit."""
     config = json.loads(os.environ.pop("CODEVISION_JAIL"))
+    sysc.set_name("cv-supervisor")
     _mirror(*supervise(config, sys.argv[1]))
 
 
@@ -351,6 +352,7 @@ def _namespace_child(
     that process; this one becomes its init.
     """
     alive_fd, ready_fd, joined_fd = fds
+    sysc.set_name("cv-init")
     if _enter_cgroups(_self_movable(config.get("cgroups", []))):  # v1: by itself
         raise RuntimeError("the jail's init has more than one thread")  # never: a fresh fork
     namespaces = sysc.CLONE_NEWNS | sysc.CLONE_NEWNET | sysc.CLONE_NEWIPC | sysc.CLONE_NEWUTS

@@ -162,6 +162,7 @@ def _supervise_request(request_fd: int, template_pid: int) -> None:
     os.close(3)
     request = json.loads(raw)
     config = request["config"]
+    sysc.set_name("cv-supervisor")
     status, _ = _supervisor.supervise(
         config, request["connection_file"], parent_pid=template_pid, launch=_start_kernel
     )
@@ -190,6 +191,7 @@ class Spare:
             try:
                 control.detach()
                 ours.detach()  # closed below with the rest: no object may close it later
+                sysc.set_name("cv-spare")
                 _wait_as_spare(theirs.detach(), template_pid)
             finally:
                 os._exit(_supervisor.EXIT_SETUP_FAILED)
@@ -349,6 +351,7 @@ def main() -> None:
     if os.getppid() != settings["parent_pid"]:
         os._exit(1)
     control = socket.socket(fileno=int(settings["control_fd"]))
+    sysc.set_name("cv-template")
     _private_run()
     gc.disable()
     _preload(settings.get("shell", "lean"))
