@@ -191,10 +191,6 @@ def export_trl(
     return report
 
 
-def _data_url(png: bytes) -> str:
-    return data_url(png)
-
-
 def export_openai(
     trajectories: Iterable[Trajectory], path: str | Path, *, on_error: OnError = "raise"
 ) -> ExportReport:
@@ -223,7 +219,7 @@ def export_openai(
                 lambda piece: {"type": "text", "text": piece},
                 lambda k, turn=turn: {
                     "type": "image_url",
-                    "image_url": {"url": _data_url(turn.pngs[k])},
+                    "image_url": {"url": data_url(turn.pngs[k])},
                 },
             )
             messages.append({"role": "user", "content": parts})

@@ -105,8 +105,6 @@ def main(argv: list[str] | None = None) -> None:
     confine(config)
     argv = sys.argv[1:] if argv is None else argv
     lean = config.get("shell", "lean") == "lean"
-    if lean and here not in sys.path:
-        sys.path.insert(0, here)
     try:
         if lean:
             import _lean_kernel
