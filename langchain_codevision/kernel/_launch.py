@@ -59,7 +59,6 @@ def confine(config: dict) -> None:
 
     The layers that took effect are written to ``layers_file``.
     """
-    here = os.path.dirname(os.path.abspath(__file__))
     layers: list[str] = []
     if config.get("parent_pid"):
         _die_with_parent(int(config["parent_pid"]))
@@ -68,11 +67,8 @@ def confine(config: dict) -> None:
         os.chdir(workdir)
     landlock = config.get("landlock")
     if landlock or config.get("seccomp"):
-        sys.path.insert(0, here)
-        try:
-            import _jailsys
-        finally:
-            sys.path.remove(here)
+        import _jailsys  # found: main puts this folder on the path until the kernel starts
+
         if landlock:
             try:
                 layers += _jailsys.landlock_restrict(landlock["read"], landlock["write"])
