@@ -203,11 +203,18 @@ def test_the_template_holds_no_thread_secret_or_stray_descriptor(monkeypatch) ->
             for fd, link in links.items()
             if int(fd) > 2 and not link.startswith("anon_inode:[pidfd]")
         )
-        # The control socket and its end of the spare's channel.
-        assert len(extra) == 2 and all(x.startswith("socket:") for x in extra), links
+        # The control socket and its end of the spare's channel; its own PID namespace
+        # (which it joins again after each spare) and the folder of each kernel it forked
+        # (where it records the kernel's exit).
+        sockets = [x for x in extra if x.startswith("socket:")]
+        assert len(sockets) == 2, links
+        assert sorted(set(extra) - set(sockets)) == sorted(
+            [os.readlink(f"/proc/{pid}/ns/pid"), str(session.root)]
+        ), links
         spare = one_spare(pid, {session.pid})
         spare_links = fd_links(spare.pid)
-        assert len(spare_links) == 4, spare_links  # stdio and its channel, nothing else
+        # stdio, its channel and a pidfd of the template (to notice the template's death)
+        assert len(spare_links) == 5 and "anon_inode:[pidfd]" in spare_links, spare_links
         [channel] = [link for link in spare_links if link.startswith("socket:")]
         assert channel not in extra  # its own end: nothing of the template's or a kernel's
         spare_environ = Path(f"/proc/{spare.pid}/environ").read_bytes()
@@ -217,6 +224,86 @@ def test_the_template_holds_no_thread_secret_or_stray_descriptor(monkeypatch) ->
         assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
         assert os.listdir(f"/proc/{pid}/root/run") in ([], ["cv"])
         assert not Path("/run/cv").exists()
+
+
+def ns_pids(pid: int) -> list[int]:
+    """``pid``'s pid in each PID namespace it is in, outermost first (``NSpid``)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return [int(n) for n in re.search(r"^NSpid:(.*)$", status, re.M).group(1).split()]
+
+
+def test_a_forked_jails_init_is_the_templates_child_and_pid_1_of_its_namespace() -> None:
+    """Two forks of the template per kernel (its init, the kernel), no supervisor between."""
+    with forked() as session:
+        tpl = psutil.Process(template().pid)
+        init = psutil.Process(session.host.jail_pid)
+        assert session.pid == init.pid and init.parent().pid == tpl.pid
+        assert ns_pids(init.pid)[1:] == [1]
+        [kernel] = [p for p in init.children() if p.name() == "cv-kernel"]
+        assert ns_pids(kernel.pid)[1:] == [2]
+        names = {p.name() for p in tpl.children(recursive=True)}
+        assert "cv-supervisor" not in names, names
+        # Each spare waits as PID 1 of a namespace of its own; the template stays in its own.
+        spare = one_spare(tpl.pid, {init.pid})
+        assert ns_pids(spare.pid)[1:] == [1]
+        spaces = {os.readlink(f"/proc/{p}/ns/pid") for p in (tpl.pid, init.pid, spare.pid)}
+        assert len(spaces) == 3
+        own = os.readlink(f"/proc/{tpl.pid}/ns/pid")
+        assert os.readlink(f"/proc/{tpl.pid}/ns/pid_for_children") == own
+
+
+def test_the_template_records_how_a_jails_init_ended() -> None:
+    """With no supervisor, the template (the init's parent) writes ``jail.exit``."""
+    with forked() as session:
+        record = session.root / "jail.exit"
+        assert not record.exists()
+        os.kill(session.host.jail_pid, signal.SIGKILL)  # this session's own jail
+        deadline = time.monotonic() + 10
+        while not record.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        status, pid = (int(field) for field in record.read_text().split())
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        assert pid == session.host.jail_pid
+        out = session.execute("print('again')")
+        assert out.restarted and out.stdout == "again\n"
+
+
+@pytest.mark.parametrize("record", ["own", "another-pid", "template-gone"])
+def test_an_inits_exit_counts_once_recorded_and_only_its_own(tmp_path, record: str) -> None:
+    """``ForkedProcess.poll`` never waits for the template's record, and takes no stale one."""
+    import subprocess
+
+    from langchain_codevision.kernel._forkserver import ForkedProcess
+
+    child = subprocess.Popen(["sh", "-c", "exit 3"])  # stands in for an init: its own child
+    template_alive = [True]
+    process = ForkedProcess(
+        child.pid, os.pidfd_open(child.pid), tmp_path, 0.0, lambda: template_alive[0]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not select_readable(process.pidfd) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert process.poll() is None  # ended, but not recorded yet: still "running"
+        assert time.monotonic() - started < 0.5
+        status = os.waitpid(child.pid, 0)[1]
+        if record == "template-gone":
+            template_alive[0] = False
+            assert process.poll() == -signal.SIGKILL  # nobody will record it
+            return
+        pid = child.pid if record == "own" else child.pid + 1
+        (tmp_path / "jail.exit").write_text(f"{status} {pid}")
+        assert process.poll() == (3 if record == "own" else -signal.SIGKILL)
+    finally:
+        process.close()
+        child.poll()
+
+
+def select_readable(fd: int) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def test_the_next_kernel_is_the_spare_forked_ahead_of_its_request() -> None:

@@ -3,13 +3,14 @@
 A cold kernel is a new interpreter that imports numpy, PIL, cv2 and its kernel (about half a
 second, and ~40 MiB of private pages each). The template (``_template.py``, one per host
 process, started on first use) has imported them once; each kernel is forked from it, in
-its own jail, and shares those pages copy-on-write. The template forks each kernel's
-supervisor ahead of its request (a spare, waiting), so a start does not wait on that fork.
+its own jail, and shares those pages copy-on-write. The template forks each kernel's first
+process ahead of its request (a spare, waiting), so a start does not wait on that fork: the
+jail's supervisor, or from a root template the jail's init itself.
 
 * :class:`Template`: starts the template process, sends it requests over one end of a
   socketpair, restarts it when it has died.
-* :class:`ForkedProcess`: what the host holds of one forked kernel's supervisor: a pidfd
-  (signals never reach a reused pid) and its exit status.
+* :class:`ForkedProcess`: what the host holds of one forked kernel's supervisor (or init): a
+  pidfd (signals never reach a reused pid) and its exit status.
 * :func:`launch_forked`: what the kernel manager (``_manager.py``) calls instead of
   ``Popen`` of the supervisor's command.
 
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,9 @@ from .sandbox import scrub_environment
 __all__ = ["ForkedProcess", "Template", "TemplateGone", "launch_forked", "template"]
 
 TEMPLATE = KERNEL_LIB / "_template.py"
-REPLY_SIZE = 16  # _template.REPLY: pid (int64), fork time (double)
+REPLY_SIZE = 24  # _template.REPLY: pid (int64), fork time (double), is the init (int64)
+EXIT_RECORD_WAIT_S = 2.0
+"""How long a dead jail init's exit may take to be recorded by its template (its parent)."""
 
 _lock = threading.Lock()
 _templates: dict[tuple[str, str], Template] = {}
@@ -57,38 +61,80 @@ class TemplateGone(RuntimeError):
 
 
 class ForkedProcess:
-    """A forked kernel's supervisor, seen from the host (``subprocess.Popen``-like)."""
+    """A forked kernel's supervisor, seen from the host (``subprocess.Popen``-like).
 
-    def __init__(self, pid: int, pidfd: int, host_dir: Path, fork_s: float) -> None:
+    From a root template this is the jail's init itself (there is no supervisor process,
+    see ``_template.Spare``); its parent, the template, records its exit, and
+    ``recorder_alive`` says whether that template still runs.
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        pidfd: int,
+        host_dir: Path,
+        fork_s: float,
+        recorder_alive: Callable[[], bool] | None = None,
+    ) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self.host_dir = host_dir
         self.fork_s = fork_s
+        self.recorder_alive = recorder_alive
         self.returncode: int | None = None
+        self._record_deadline: float | None = None
 
     def poll(self) -> int | None:
-        """The exit code (negative: killed by that signal), ``None`` while it runs."""
+        """The exit code (negative: killed by that signal), ``None`` while it runs.
+
+        An init's exit counts once its template has recorded it (within a few ms of its
+        end), or once that template is gone or :data:`EXIT_RECORD_WAIT_S` has passed;
+        until then this says it runs, so no caller ever waits here.
+        """
         if self.returncode is None and self.pidfd >= 0:
             poller = select.poll()  # not select(): a busy host has descriptors past 1024
             poller.register(self.pidfd, select.POLLIN)
-            if poller.poll(0):
+            if poller.poll(0) and self._recorded():
                 self.returncode = self._exit_code()
         elif self.returncode is None:
             self.returncode = -signal.SIGKILL
         return self.returncode
 
+    def _recorded(self) -> bool:
+        """Whether the exit is recorded, or will not be (for an ended process)."""
+        if self.recorder_alive is None or (self.host_dir / "jail.exit").exists():
+            return True
+        if not self.recorder_alive():
+            return True
+        if self._record_deadline is None:
+            self._record_deadline = time.monotonic() + EXIT_RECORD_WAIT_S
+        return time.monotonic() > self._record_deadline
+
     def _exit_code(self) -> int:
-        """The kernel's exit, as its supervisor recorded it (SIGKILL if it could not)."""
+        """The kernel's exit, as its supervisor recorded it (SIGKILL if it could not).
+
+        A template writes the init's pid after its status: a record of another process (a
+        previous jail in the same folder) does not count.
+        """
         with contextlib.suppress(OSError, ValueError):
-            status = int((self.host_dir / "jail.exit").read_text())  # the jail init's
-            code = os.waitstatus_to_exitcode(status)
+            fields = (self.host_dir / "jail.exit").read_text().split()  # the jail init's
+            if len(fields) > 1 and int(fields[1]) != self.pid:
+                return -signal.SIGKILL
+            code = os.waitstatus_to_exitcode(int(fields[0]))
             if 128 < code < 128 + signal.NSIG:
                 return 128 - code  # 128 + n from the jail's init: the kernel got signal n
             return code
         return -signal.SIGKILL
 
     def send_signal(self, signum: int) -> None:
-        """Signal the supervisor through its pidfd (nothing happens once it is gone)."""
+        """Signal the supervisor through its pidfd (nothing happens once it is gone).
+
+        A jail's init takes from the host only SIGKILL and SIGSTOP (it installs no
+        handler), so ``SIGTERM`` and ``SIGHUP`` are sent to it as SIGKILL, as a supervisor
+        forwards them; other signals are dropped, as a supervisor drops ``SIGINT``.
+        """
+        if self.recorder_alive is not None and signum in (signal.SIGTERM, signal.SIGHUP):
+            signum = signal.SIGKILL
         if self.pidfd >= 0:
             with contextlib.suppress(ProcessLookupError, OSError):
                 signal.pidfd_send_signal(self.pidfd, signum)
@@ -186,10 +232,11 @@ class Template:
         self, control: socket.socket, payload: bytes, host_dir: Path, timeout: float
     ) -> ForkedProcess:
         memfd = os.memfd_create("codevision-kernel-request", os.MFD_CLOEXEC)
+        folder = os.open(host_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.write(memfd, payload)
             control.settimeout(timeout)
-            socket.send_fds(control, [b"F"], [memfd])
+            socket.send_fds(control, [b"F"], [memfd, folder])  # where an init's exit goes
             control.settimeout(0.2)
             deadline = time.monotonic() + timeout
             while True:
@@ -201,13 +248,16 @@ class Template:
                         raise
         finally:
             os.close(memfd)
+            os.close(folder)
         if len(reply) != REPLY_SIZE or len(fds) != 1:
             for fd in fds:
                 os.close(fd)
             raise EOFError("the kernel template did not answer")
         pid = int.from_bytes(reply[:8], sys.byteorder, signed=True)
-        fork_s = float(memoryview(reply[8:]).cast("d")[0])
-        return ForkedProcess(pid, fds[0], host_dir, fork_s)
+        fork_s = float(memoryview(reply[8:16]).cast("d")[0])
+        is_init = bool(int.from_bytes(reply[16:], sys.byteorder, signed=True))
+        recorder = (lambda: self.alive) if is_init else None
+        return ForkedProcess(pid, fds[0], host_dir, fork_s, recorder)
 
     def _stop(self) -> None:
         if self._socket is not None:

@@ -24,6 +24,8 @@ __all__ = ["host_gone"]
 
 WAIT_S = 120.0
 """How long the watcher waits for the host's lock after end of file before giving up."""
+REMOVE_TRIES = 20
+REMOVE_PAUSE_S = 0.1
 
 
 def host_gone(lock: Path) -> bool:
@@ -54,6 +56,20 @@ def _remove_cgroups(owner: str) -> None:
     module.sweep_stale_cgroups(lambda other: other != owner)
 
 
+def _remove(root: Path) -> None:
+    """Remove ``root``, again while a dying jail still writes into it.
+
+    The host's lock is free from the moment its descriptors close, a little before its
+    kernels' processes get their parent-death signal: one still building its jail may add
+    a file meanwhile, and a folder that gained a file is not removed the first time.
+    """
+    for _ in range(REMOVE_TRIES):
+        shutil.rmtree(root, ignore_errors=True)
+        if not root.exists():
+            return
+        time.sleep(REMOVE_PAUSE_S)
+
+
 def main(root: Path) -> None:
     """Wait for the host to go, then remove what it left."""
     while os.read(0, 4096):
@@ -63,7 +79,7 @@ def main(root: Path) -> None:
         if time.monotonic() > deadline:
             return
         time.sleep(0.05)
-    shutil.rmtree(root, ignore_errors=True)
+    _remove(root)
     with contextlib.suppress(Exception):
         _remove_cgroups(root.name.removeprefix("codevision-"))
 

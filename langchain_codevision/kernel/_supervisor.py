@@ -21,7 +21,9 @@ a user namespace (when the host is root it first drops to a per-kernel uid), in 
 PID, mount, network, IPC and UTS namespaces, inside the cgroups the host prepared.
 
 The kernel template (``_template.py``) runs :func:`supervise` in each child it forks, with
-the jail's init starting ipykernel in process instead of ``execve`` of ``kernel_argv``.
+the jail's init starting the kernel in process instead of ``execve`` of ``kernel_argv``; a
+root template forks each child into a PID namespace of its own instead, where it runs
+:func:`become_init`: the same jail, with no supervisor process.
 """
 
 from __future__ import annotations
@@ -81,10 +83,7 @@ def supervise(
         sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != (parent_pid or config["parent_pid"]):
             os._exit(1)  # the host is already gone
-        with open(connection_file, encoding="utf-8") as handle:
-            connection = json.load(handle)
-        connection["ip"] = f"{JAIL_DIR}/ipc"
-        kernel_conn = json.dumps(connection).encode()
+        kernel_conn = _kernel_connection(connection_file)
         if config["backend"] == "bwrap":
             _join_cgroups(_enter_cgroups(config.get("cgroups", [])), os.getpid())
             return _run_bwrap(config, kernel_conn)
@@ -92,6 +91,45 @@ def supervise(
     except Exception as exc:  # report why, for the host's start error
         _report(config, exc)
         os._exit(EXIT_SETUP_FAILED)
+
+
+def become_init(
+    config: dict, connection_file: str, launch: Callable[[dict], None], parent_pidfd: int
+) -> None:
+    """Build the jail in this process and be its init: never returns.
+
+    For the kernel template's spares, each forked straight into a PID namespace of its
+    own (as its PID 1) by a root template, so a forked kernel needs no supervisor process:
+    this process does what :func:`_namespace_child` does, and the two things the
+    supervisor did for it as well: it moves itself into every cgroup of the kernel, and
+    it publishes ``jail.pid`` (its pid on the host) once the jail's root is in place.
+    Its parent, the template, records its exit in ``jail.exit``; ``parent_pidfd`` is a
+    pidfd of it, so that a template that died while the jail was built is noticed.
+    """
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts reach the kernel by message
+    host_dir = config["host_dir"]
+    err_path = os.path.join(host_dir, "jail.err")
+    config["err_fd"] = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
+    try:
+        if os.getpid() != 1 or os.getuid() != 0 or config["backend"] != "namespaces":
+            raise RuntimeError("a jail's init in place runs as root, as PID 1 of its namespace")
+        host_pid = int(os.readlink("/proc/self"))  # the host's /proc: the pid the host sees
+        kernel_conn = _kernel_connection(connection_file)
+        host_dir_fd = os.open(host_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        in_place = (host_dir_fd, host_pid, parent_pidfd)
+        _namespace_child(config, kernel_conn, None, launch, in_place)
+    except BaseException as exc:
+        _report(config, exc)
+    os._exit(EXIT_SETUP_FAILED)
+
+
+def _kernel_connection(connection_file: str) -> bytes:
+    """The kernel's connection file as the jail holds it (its sockets below ``/run/cv``)."""
+    with open(connection_file, encoding="utf-8") as handle:
+        connection = json.load(handle)
+    connection["ip"] = f"{JAIL_DIR}/ipc"
+    return json.dumps(connection).encode()
 
 
 def _report(config: dict, exc: BaseException) -> None:
@@ -103,6 +141,17 @@ def _publish(path: str, text: str) -> None:
     """Write a file the host polls for, whole or not at all."""
     _write(path + ".tmp", text)
     os.rename(path + ".tmp", path)
+
+
+def publish_at(dir_fd: int, name: str, text: str) -> None:
+    """:func:`_publish` into the folder ``dir_fd``, following no link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(name + ".tmp", flags, 0o600, dir_fd=dir_fd)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.rename(name + ".tmp", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
 def _write(path: str, text: str) -> None:
@@ -339,21 +388,27 @@ def _map_ids(inner: int, outer_uid: int, outer_gid: int) -> None:
 def _namespace_child(
     config: dict,
     kernel_conn: bytes,
-    fds: tuple[int, int, int],
+    fds: tuple[int, int, int] | None,
     launch: Callable[[dict], None] | None,
+    in_place: tuple[int, int, int] | None = None,
 ) -> None:
     """PID 1 of the new PID namespace: build the filesystem, drop everything, start the kernel.
 
     ``fds`` are pipes from the supervisor: ``alive`` (closed when it dies), ``ready`` (this
     process says the jail is built) and ``joined`` (it says it has moved this process into
     the kernel's cgroups this process cannot enter itself: v2's, meanwhile; the v1
-    hierarchies it enters first thing). The kernel, forked as PID 2 once every layer
-    of this process is in force, is ``execve`` of ``kernel_argv``, or ``launch(config)`` in
-    that process; this one becomes its init.
+    hierarchies it enters first thing). Without a supervisor (:func:`become_init`),
+    ``in_place`` is the host folder's descriptor, this process's host pid and a pidfd of
+    its parent (readable once the parent is gone) instead: it enters every cgroup itself
+    and publishes ``jail.pid`` there. The kernel, forked as
+    PID 2 once every layer of this process is in force, is ``execve`` of ``kernel_argv``,
+    or ``launch(config)`` in that process; this one becomes its init.
     """
-    alive_fd, ready_fd, joined_fd = fds
     sysc.set_name("cv-init")
-    if _enter_cgroups(_self_movable(config.get("cgroups", []))):  # v1: by itself
+    cgroups = config.get("cgroups", [])
+    if in_place is not None:
+        _join_cgroups(_enter_cgroups(cgroups), 0)  # v2 too: "0" moves the writing process
+    elif _enter_cgroups(_self_movable(cgroups)):  # v1: by itself
         raise RuntimeError("the jail's init has more than one thread")  # never: a fresh fork
     namespaces = sysc.CLONE_NEWNS | sysc.CLONE_NEWNET | sysc.CLONE_NEWIPC | sysc.CLONE_NEWUTS
     sysc.unshare(namespaces)
@@ -394,9 +449,14 @@ def _namespace_child(
     sysc.make_readonly("/", recursive=False)
     sysc.make_readonly("/dev", recursive=False)
     sysc.sethostname("codevision")
-    if os.read(joined_fd, 1) != b"1":
+    if in_place is not None:  # the root is in place: the host may open the jail's area
+        host_dir_fd, host_pid, _ = in_place
+        publish_at(host_dir_fd, "jail.pid", str(host_pid))
+        os.close(host_dir_fd)
+    elif os.read(fds[2], 1) != b"1":
         os._exit(1)  # the supervisor could not move this process into the cgroups
-    os.close(joined_fd)
+    else:
+        os.close(fds[2])
     sysc.unshare(sysc.CLONE_NEWCGROUP)  # after the move: its cgroup path shows as "/"
     sysc.drop_bounding_set()
     _drop_privileges(config)
@@ -410,15 +470,17 @@ def _namespace_child(
     os.setsid()
     sysc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
     sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    alive_fd = fds[0] if fds is not None else in_place[2]  # type: ignore[index]
     if select.select([alive_fd], [], [], 0)[0]:
-        os._exit(1)  # the supervisor died while the jail was being built
+        os._exit(1)  # the supervisor (or template) died while the jail was being built
     os.close(alive_fd)
     os.chdir(f"{JAIL_DIR}/work")
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    os.write(ready_fd, b"1")
-    os.close(ready_fd)
+    if fds is not None:
+        os.write(fds[1], b"1")
+        os.close(fds[1])
     kernel = os.fork()
     if kernel == 0:
         sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -11,24 +11,29 @@ again.
 
 What it holds: no secret (it never reads a request; the forked child does), no thread, no
 ZeroMQ context, and no descriptor but stdio, its control socket (one end of a socketpair:
-no path, no name, nothing a kernel could reach), the pidfds of its children and its end of
-the spare's socketpair (below). It runs in
+no path, no name, nothing a kernel could reach), the pidfds of its children and of itself,
+its own PID namespace, the host folders of the inits it forked and its end of the spare's
+socketpair (below). It runs in
 its own mount namespace with an empty ``/run``, so nothing it imports writes to the host's.
 Modules that act on the shell that imports them (pyplot and matplotlib's inline backend)
 are not preloaded: each kernel imports those itself.
 
-Each request is one byte and one descriptor (a memfd holding the supervisor configuration of
-one kernel and the path of its connection file). The child that serves it is forked ahead
-(the *spare*, :class:`Spare`: right after each reply, so a fork of this big address space,
-about 3 ms, is off the next request's path) and given the memfd; without a spare the
-template forks one on the spot. The child closes every inherited descriptor first, reads the
-request, and then is exactly the namespaces backend's supervisor
-(``_supervisor.supervise``): it joins the kernel's cgroups, builds the jail (per-kernel
-uid, user/PID/mount/net/IPC/UTS/cgroup namespaces, new root, capability bounding set,
-no_new_privs) and forks the jail's init, whose child, the kernel, applies the launcher's
-layers (``_launch.main``: Landlock, seccomp, rlimits, ``layers.json``) and starts the kernel
-(lean, or ipykernel) in process. The template answers with the child's pid and a pidfd of
-it.
+Each request is one byte and two descriptors: a memfd holding the supervisor configuration
+of one kernel and the path of its connection file, and the kernel's host folder (where the
+template records the exit of a jail's init it forked, below). The child that serves it is
+forked ahead (the *spare*, :class:`Spare`: right after each reply, so a fork of this big
+address space, about 3 ms, is off the next request's path) and given the memfd; without a
+spare the template forks one on the spot. The child closes every inherited descriptor
+first and reads the request. From a root template (:class:`PidNamespaces`) the child is PID
+1 of a new PID namespace and becomes the jail's init itself (``_supervisor.become_init``);
+otherwise it is exactly the namespaces backend's supervisor (``_supervisor.supervise``),
+which forks the init. The init joins the kernel's cgroups, builds the jail (per-kernel
+uid, user/mount/net/IPC/UTS/cgroup namespaces, new root, capability bounding set,
+no_new_privs) and forks the kernel, which applies the launcher's layers (``_launch.main``:
+Landlock, seccomp, rlimits, ``layers.json``) and starts the kernel (lean, or ipykernel) in
+process. The template answers with the child's pid, a pidfd of it and whether it is the
+init; when an init it forked exits, it writes the wait status into ``jail.exit`` of the
+kernel's folder, as a supervisor does for its init.
 
 Both the template and each child die with their parent (``PR_SET_PDEATHSIG``), so a dead
 host or a dead template leaves no kernel behind; the host starts a new template on the
@@ -37,6 +42,8 @@ next request.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gc
 import importlib.util
 import json
@@ -102,7 +109,7 @@ It is a third of the lean template's memory (26 of 72 MiB of heap), and every fo
 the page tables of all of it.
 """
 RUNTIME_MODULE = "codevision_kernel_runtime"
-REPLY = struct.Struct("=qd")  # the child's pid, the template's fork time (s)
+REPLY = struct.Struct("=qdq")  # the child's pid, the template's fork time (s), 1 if an init
 MAX_FD = 1 << 20
 MAX_LOST_SPARES = 3
 """Spares that may die unused before the template stops forking them ahead."""
@@ -145,29 +152,49 @@ def _preload(shell: str) -> None:
         image.init()  # every kernel would import the format plugins on its first image
 
 
-def _child(control: socket.socket, request_fd: int, template_pid: int) -> None:
-    """A child forked for a request: drop what it inherited, then be the kernel's supervisor."""
+def _child(
+    control: socket.socket, request_fd: int, template_pid: int, template_fd: int | None
+) -> None:
+    """A child forked for a request: drop what it inherited, then serve it (see ``Spare``)."""
     control.detach()  # its number is closed below; no object may close a reused number later
-    _supervise_request(request_fd, template_pid)
+    sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if template_fd is not None and select.select([template_fd], [], [], 0)[0]:
+        os._exit(1)  # the template died before this child asked to die with it
+    _supervise_request(request_fd, template_pid, template_fd)
 
 
-def _supervise_request(request_fd: int, template_pid: int) -> None:
-    """Read the request from ``request_fd`` and be this kernel's jail supervisor."""
-    if request_fd != 3:
-        os.dup2(request_fd, 3)
-    os.closerange(4, MAX_FD)  # the control socket and the pidfds of every other kernel
+def _supervise_request(request_fd: int, template_pid: int, template_fd: int | None = None) -> None:
+    """Read the request from ``request_fd`` and be this kernel's jail supervisor.
+
+    With ``template_fd`` (a pidfd of the template), this process is PID 1 of a PID
+    namespace of its own, and becomes the jail's init instead (``become_init``).
+    """
+    _keep_only(request_fd, template_fd)  # as 3 and 4: not the control socket, other pidfds
     raw, offset = b"", 0
     while chunk := os.pread(3, 1 << 16, offset):
         raw, offset = raw + chunk, offset + len(chunk)
     os.close(3)
     request = json.loads(raw)
     config = request["config"]
+    if template_fd is not None:
+        _supervisor.become_init(config, request["connection_file"], _start_kernel, 4)
+        os._exit(_supervisor.EXIT_SETUP_FAILED)  # become_init never returns
     sysc.set_name("cv-supervisor")
     status, _ = _supervisor.supervise(
         config, request["connection_file"], parent_pid=template_pid, launch=_start_kernel
     )
     _supervisor._publish(os.path.join(config["host_dir"], "jail.exit"), str(status))
     _supervisor._mirror(status, True)
+
+
+def _keep_only(*fds: int | None) -> None:
+    """Renumber ``fds`` (those not None) as 3, 4, ... and close every other descriptor >= 3."""
+    wanted = [fd for fd in fds if fd is not None]
+    floor = 3 + len(wanted)  # copies above the numbers they move to: none overwrites another
+    kept = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for fd in wanted]
+    for number, fd in enumerate(kept, start=3):
+        os.dup2(fd, number, inheritable=False)
+    os.closerange(3 + len(kept), MAX_FD)
 
 
 class Spare:
@@ -177,12 +204,21 @@ class Spare:
     hands it the next request's memfd; until then it only waits. The template's end closing
     (the template gone, or the spare retired) ends it, and so does the template's death
     (``PR_SET_PDEATHSIG``).
+
+    With ``namespaces`` (a root template's :class:`PidNamespaces`) the spare is forked as
+    PID 1 of a new PID namespace and becomes the jail's init itself, so a kernel costs two
+    forks of this address space (init, kernel) instead of three (supervisor, init, kernel).
     """
 
-    def __init__(self, control: socket.socket, template_pid: int) -> None:
+    def __init__(
+        self,
+        control: socket.socket,
+        template_pid: int,
+        namespaces: PidNamespaces | None = None,
+    ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            pid = os.fork()
+            pid = namespaces.fork() if namespaces is not None else os.fork()
         except OSError:
             ours.close()
             theirs.close()
@@ -192,13 +228,15 @@ class Spare:
                 control.detach()
                 ours.detach()  # closed below with the rest: no object may close it later
                 sysc.set_name("cv-spare")
-                _wait_as_spare(theirs.detach(), template_pid)
+                template_fd = namespaces.template_fd if namespaces is not None else None
+                _wait_as_spare(theirs.detach(), template_pid, template_fd)
             finally:
                 os._exit(_supervisor.EXIT_SETUP_FAILED)
         theirs.close()
         self.pid = pid
         self.channel = ours
         self.pidfd = os.pidfd_open(pid)
+        self.is_init = namespaces is not None
 
     def hand(self, request_fd: int) -> bool:
         """Give the spare a request (it becomes that kernel's supervisor); False if it is gone."""
@@ -217,14 +255,19 @@ class Spare:
         os.close(self.pidfd)
 
 
-def _wait_as_spare(channel_fd: int, template_pid: int) -> None:
-    """The spare's side: drop what it inherited, wait for a request, then supervise it."""
+def _wait_as_spare(channel_fd: int, template_pid: int, template_fd: int | None) -> None:
+    """The spare's side: drop what it inherited, wait for a request, then supervise it.
+
+    A spare in a PID namespace of its own sees no parent (``getppid()`` is 0 there); it
+    holds ``template_fd``, a pidfd of the template, instead.
+    """
     sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != template_pid:
+    if template_fd is None and os.getppid() != template_pid:
         os._exit(1)
-    if channel_fd != 3:
-        os.dup2(channel_fd, 3)
-    os.closerange(4, MAX_FD)  # the control socket and the pidfds of every other kernel
+    if template_fd is not None and select.select([template_fd], [], [], 0)[0]:
+        os._exit(1)  # the template died before this spare asked to die with it
+    _keep_only(channel_fd, template_fd)  # as 3 and 4: not the control socket, other pidfds
+    template_fd = None if template_fd is None else 4
     channel = socket.socket(fileno=3)
     try:
         message, fds, _, _ = socket.recv_fds(channel, 16, 1)
@@ -234,7 +277,58 @@ def _wait_as_spare(channel_fd: int, template_pid: int) -> None:
     os.close(3)
     if message != b"F" or len(fds) != 1:
         os._exit(0)  # the template retired this spare
-    _supervise_request(fds[0], template_pid)
+    _supervise_request(fds[0], template_pid, template_fd)
+
+
+class PidNamespaces:
+    """Forks of a root template into new PID namespaces (each child its namespace's PID 1).
+
+    ``unshare(CLONE_NEWPID)`` changes the PID namespace of the caller's *next* children
+    only; right after the fork the template joins its own again (``setns``) and checks that
+    it did, so nothing else it forks ever lands in a kernel's namespace. ``template_fd`` is
+    a pidfd of the template, which its spares inherit (see :func:`_wait_as_spare`).
+    """
+
+    def __init__(self) -> None:
+        self.own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.template_fd = os.pidfd_open(os.getpid())
+
+    @classmethod
+    def available(cls) -> PidNamespaces | None:
+        """One for a root template where new PID namespaces can be made; else None."""
+        if os.getuid() != 0:
+            return None
+        try:
+            namespaces = cls()
+            sysc.unshare(sysc.CLONE_NEWPID)  # a container's seccomp profile may deny it
+        except OSError:
+            return None
+        namespaces._restore()
+        return namespaces
+
+    def fork(self) -> int:
+        """``os.fork()``, the child as PID 1 of a new PID namespace."""
+        sysc.unshare(sysc.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        except BaseException:
+            self._restore()
+            raise
+        if pid != 0:
+            self._restore()
+        return pid
+
+    def _restore(self) -> None:
+        """Join the template's own PID namespace again for its next children, or die."""
+        try:
+            sysc.setns(self.own, sysc.CLONE_NEWPID)
+            restored = os.readlink("/proc/self/ns/pid_for_children") == os.readlink(
+                "/proc/self/ns/pid"
+            )
+        except OSError:
+            restored = False
+        if not restored:  # a later fork would land in a kernel's namespace: stop instead
+            os._exit(1)
 
 
 def _start_kernel(config: dict) -> None:
@@ -269,6 +363,8 @@ class _Server:
         self.poller.register(control.fileno(), select.POLLIN)
         self.spare: Spare | None = None
         self.lost_spares = 0
+        self.namespaces = PidNamespaces.available()
+        self.exit_dirs: dict[int, int] = {}  # pidfd -> host folder of an init forked here
 
     def serve(self) -> None:
         """Until the host goes away (its end of the control socket closes)."""
@@ -287,7 +383,7 @@ class _Server:
 
     def _fork_spare(self) -> None:
         try:
-            self.spare = Spare(self.control, self.template_pid)
+            self.spare = Spare(self.control, self.template_pid, self.namespaces)
         except OSError:  # out of processes, say: requests fork on the spot meanwhile
             self.lost_spares += 1
             return
@@ -300,48 +396,65 @@ class _Server:
             self.spare = None
             self.lost_spares += 1
             return
-        os.waitpid(self.children.pop(pidfd), 0)
+        pid = self.children.pop(pidfd)
+        _, status = os.waitpid(pid, 0)
         os.close(pidfd)
+        exit_dir = self.exit_dirs.pop(pidfd, None)
+        if exit_dir is not None:  # a jail's init: no supervisor recorded how it ended
+            with contextlib.suppress(OSError):
+                _supervisor.publish_at(exit_dir, "jail.exit", f"{status} {pid}")
+            os.close(exit_dir)
 
     def _answer(self) -> bool:
         """Serve one request; False once the host is gone."""
         try:
-            message, fds, _, _ = socket.recv_fds(self.control, 16, 1)
+            message, fds, _, _ = socket.recv_fds(self.control, 16, 2)
         except OSError:
             return False
         if not message:
             return False
-        if message != b"F" or len(fds) != 1:
+        if message != b"F" or len(fds) != 2:
             for extra in fds:
                 os.close(extra)
             return True
+        request_fd, host_dir_fd = fds
         started = time.perf_counter()
-        pid, pidfd = self._supervisor_for(fds[0])
-        os.close(fds[0])
+        pid, pidfd, is_init = self._supervisor_for(request_fd)
+        os.close(request_fd)
         self.children[pidfd] = pid
-        reply = REPLY.pack(pid, time.perf_counter() - started)
+        if is_init:
+            self.exit_dirs[pidfd] = host_dir_fd
+        else:
+            os.close(host_dir_fd)
+        reply = REPLY.pack(pid, time.perf_counter() - started, int(is_init))
         try:
             socket.send_fds(self.control, [reply], [pidfd])
         except OSError:
             return False
         return True
 
-    def _supervisor_for(self, request_fd: int) -> tuple[int, int]:
-        """The pid and pidfd of the child that supervises this request: the spare if any."""
+    def _supervisor_for(self, request_fd: int) -> tuple[int, int, bool]:
+        """The pid and pidfd of the child that takes this request, and whether it is an init.
+
+        The child is the spare if there is one. An init (from a root template) builds the
+        jail itself; otherwise the child is the jail's supervisor.
+        """
         spare, self.spare = self.spare, None
         if spare is not None:
             if spare.hand(request_fd):
-                return spare.pid, spare.pidfd
+                return spare.pid, spare.pidfd, spare.is_init
             self.children[spare.pidfd] = spare.pid  # it died meanwhile: reaped as a child
-        pid = os.fork()
+        namespaces = self.namespaces
+        pid = namespaces.fork() if namespaces is not None else os.fork()
         if pid == 0:
             try:
-                _child(self.control, request_fd, self.template_pid)
+                template_fd = namespaces.template_fd if namespaces is not None else None
+                _child(self.control, request_fd, self.template_pid, template_fd)
             finally:
                 os._exit(_supervisor.EXIT_SETUP_FAILED)
         pidfd = os.pidfd_open(pid)
         self.poller.register(pidfd, select.POLLIN)
-        return pid, pidfd
+        return pid, pidfd, namespaces is not None
 
 
 def main() -> None:
