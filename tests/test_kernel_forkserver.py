@@ -252,6 +252,39 @@ def test_a_forked_jails_init_is_the_templates_child_and_pid_1_of_its_namespace()
         assert os.readlink(f"/proc/{tpl.pid}/ns/pid_for_children") == own
 
 
+def test_the_template_may_hold_many_kernels_descriptors_but_no_kernel_inherits_that() -> None:
+    """A host with the usual soft limit (1024) still gets a template that can hold 512
+    kernels' descriptors; each kernel keeps its own limit."""
+    import resource
+    import subprocess
+    import sys
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if os.geteuid() == 0:
+        hard = max(hard, 4096)  # root may raise it: the test runs on any root host
+    elif hard <= 1024:
+        pytest.skip("the hard limit on open files is 1024 or less here")
+    code = textwrap.dedent(
+        """
+        import psutil
+        from langchain_codevision.kernel import KernelSession
+        from langchain_codevision.kernel._forkserver import template
+        with KernelSession(start="fork") as session:
+            out = session.execute("import resource; print(resource.getrlimit(7))").stdout
+            print(psutil.Process(template().pid).rlimit(psutil.RLIMIT_NOFILE), out.strip())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.split("\n")[0] == f"({hard}, {hard}) (1024, 1024)", done.stderr
+
+
 def test_the_template_records_how_a_jails_init_ended() -> None:
     """With no supervisor, the template (the init's parent) writes ``jail.exit``."""
     with forked() as session:

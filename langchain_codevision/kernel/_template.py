@@ -48,6 +48,7 @@ import gc
 import importlib.util
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -457,6 +458,19 @@ class _Server:
         return pid, pidfd, namespaces is not None
 
 
+def _open_files_for_many_kernels() -> None:
+    """Raise the soft limit on open files to the hard one.
+
+    The template holds two descriptors per live kernel (a pidfd, and an init's host
+    folder), so the usual soft limit of 1024 would cap a host at about 500 kernels. Every
+    kernel sets its own limit (``KernelLimits.open_files``) before any user code runs.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main() -> None:
     """Preload, freeze, then fork kernels until the host goes away."""
     settings = json.loads(os.environ.pop("CODEVISION_TEMPLATE"))
@@ -466,6 +480,7 @@ def main() -> None:
     control = socket.socket(fileno=int(settings["control_fd"]))
     sysc.set_name("cv-template")
     _private_run()
+    _open_files_for_many_kernels()
     gc.disable()
     _preload(settings.get("shell", "lean"))
     if sys.path and os.path.abspath(sys.path[0]) == HERE:
