@@ -285,6 +285,19 @@ def test_the_template_may_hold_many_kernels_descriptors_but_no_kernel_inherits_t
     assert done.stdout.split("\n")[0] == f"({hard}, {hard}) (1024, 1024)", done.stderr
 
 
+def test_an_init_counts_on_the_template_that_forked_it_not_a_later_one() -> None:
+    """Once that template is gone, nobody will record the init's exit: no wait for it."""
+    with forked() as first:
+        process = first._km.process
+        assert process.recorder_alive()
+        old = template()
+        old_pid = old.pid
+        os.kill(old_pid, signal.SIGKILL)  # the template is this process's own child
+        with forked() as second:  # starts a new template
+            assert template().pid != old_pid and second.execute("print(1)").stdout == "1\n"
+            assert not process.recorder_alive()
+
+
 def test_the_template_records_how_a_jails_init_ended() -> None:
     """With no supervisor, the template (the init's parent) writes ``jail.exit``."""
     with forked() as session:
@@ -325,9 +338,11 @@ def test_an_inits_exit_counts_once_recorded_and_only_its_own(tmp_path, record: s
             template_alive[0] = False
             assert process.poll() == -signal.SIGKILL  # nobody will record it
             return
-        pid = child.pid if record == "own" else child.pid + 1
-        (tmp_path / "jail.exit").write_text(f"{status} {pid}")
-        assert process.poll() == (3 if record == "own" else -signal.SIGKILL)
+        if record == "another-pid":  # a previous init's record, written late: not this one's
+            (tmp_path / "jail.exit").write_text(f"{9} {child.pid + 1}")
+            assert process.poll() is None
+        (tmp_path / "jail.exit").write_text(f"{status} {child.pid}")
+        assert process.poll() == 3
     finally:
         process.close()
         child.poll()

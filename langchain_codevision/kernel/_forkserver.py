@@ -101,14 +101,24 @@ class ForkedProcess:
         return self.returncode
 
     def _recorded(self) -> bool:
-        """Whether the exit is recorded, or will not be (for an ended process)."""
-        if self.recorder_alive is None or (self.host_dir / "jail.exit").exists():
+        """Whether the exit is recorded, or will not be (for an ended process).
+
+        A record of another init (a previous jail in the same folder, written after the
+        folder was cleared for this one) does not count.
+        """
+        if self.recorder_alive is None or self._record_pid() == self.pid:
             return True
         if not self.recorder_alive():
             return True
         if self._record_deadline is None:
             self._record_deadline = time.monotonic() + EXIT_RECORD_WAIT_S
         return time.monotonic() > self._record_deadline
+
+    def _record_pid(self) -> int | None:
+        """The pid a template's ``jail.exit`` names (None: no such record yet)."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int((self.host_dir / "jail.exit").read_text().split()[1])
+        return None
 
     def _exit_code(self) -> int:
         """The kernel's exit, as its supervisor recorded it (SIGKILL if it could not).
@@ -256,7 +266,8 @@ class Template:
         pid = int.from_bytes(reply[:8], sys.byteorder, signed=True)
         fork_s = float(memoryview(reply[8:16]).cast("d")[0])
         is_init = bool(int.from_bytes(reply[16:], sys.byteorder, signed=True))
-        recorder = (lambda: self.alive) if is_init else None
+        process = self.process  # the template that forked it: one started later never records it
+        recorder = (lambda: process is not None and process.poll() is None) if is_init else None
         return ForkedProcess(pid, fds[0], host_dir, fork_s, recorder)
 
     def _stop(self) -> None:

@@ -310,13 +310,12 @@ class PidNamespaces:
     def fork(self) -> int:
         """``os.fork()``, the child as PID 1 of a new PID namespace."""
         sysc.unshare(sysc.CLONE_NEWPID)
+        pid = -1
         try:
             pid = os.fork()
-        except BaseException:
-            self._restore()
-            raise
-        if pid != 0:
-            self._restore()
+        finally:
+            if pid != 0:  # the template, whether the fork worked or not
+                self._restore()
         return pid
 
     def _restore(self) -> None:
@@ -477,6 +476,7 @@ def main() -> None:
     sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != settings["parent_pid"]:
         os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # no KeyboardInterrupt in mid-fork, ever
     control = socket.socket(fileno=int(settings["control_fd"]))
     sysc.set_name("cv-template")
     _private_run()
