@@ -12,8 +12,9 @@ and ``bench/results/kernel_footprint.png``.
   package's namespaces) versus a plain, unjailed kernel;
 * episodes/s with a fresh jailed kernel per episode (the default) versus ``reset``;
 * footprint: PSS (``psutil``'s ``memory_full_info().pss``, shared pages split among their
-  users) summed over every process of a kernel (its cgroup's members), for many idle
-  kernels forked from the template versus kernels started as fresh interpreters, and the
+  users) summed over every process of a kernel (its cgroup's members and a supervisor
+  outside it, where there is one), for many idle kernels forked from the template versus
+  kernels started as fresh interpreters, and the
   time from request to a ready kernel (kernel_info reply, then a first execute) by phase,
   with the template warm and cold.
 """
@@ -107,10 +108,14 @@ def episodes_per_second(image: Image.Image, recycle: str, count: int = 20) -> fl
 
 
 def kernel_pids(session: KernelSession) -> list[int]:
-    """Every process of a jailed kernel: the members of its cgroup."""
+    """Every process of a jailed kernel: the members of its cgroup, and its supervisor
+    (outside the cgroup) where it has one."""
     assert session.host is not None and session.host.cgroup is not None
     procs = session.host.cgroup.paths[0] / "cgroup.procs"
-    return [int(pid) for pid in procs.read_text().split()]
+    members = [int(pid) for pid in procs.read_text().split()]
+    if session.pid is not None and session.pid not in members:
+        members.append(session.pid)
+    return members
 
 
 def pss_mib(pids: list[int]) -> float:
