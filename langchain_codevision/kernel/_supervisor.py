@@ -400,9 +400,9 @@ def _namespace_child(
     hierarchies it enters first thing). Without a supervisor (:func:`become_init`),
     ``in_place`` is the host folder's descriptor, this process's host pid and a pidfd of
     its parent (readable once the parent is gone) instead: it enters every cgroup itself
-    and publishes ``jail.pid`` there. The kernel, forked as
-    PID 2 once every layer of this process is in force, is ``execve`` of ``kernel_argv``,
-    or ``launch(config)`` in that process; this one becomes its init.
+    and publishes ``jail.pid`` there. The kernel, forked as PID 2 once every layer of this
+    process is in force, is ``execve`` of ``kernel_argv``, or ``launch(config)`` in that
+    process; this one becomes its init.
     """
     sysc.set_name("cv-init")
     cgroups = config.get("cgroups", [])
