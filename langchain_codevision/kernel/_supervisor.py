@@ -73,12 +73,7 @@ def supervise(
     configuration); ``launch`` starts the kernel in the jail's init instead of ``execve``
     of ``kernel_argv`` (a template process that forks kernels passes its own).
     """
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts reach the kernel by message
-    host_dir = config["host_dir"]
-    # Opened before any namespace or mount change, so a failure anywhere can be reported.
-    err_path = os.path.join(host_dir, "jail.err")
-    config["err_fd"] = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
+    _begin(config)
     try:
         sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != (parent_pid or config["parent_pid"]):
@@ -106,22 +101,30 @@ def become_init(
     Its parent, the template, records its exit in ``jail.exit``; ``parent_pidfd`` is a
     pidfd of it, so that a template that died while the jail was built is noticed.
     """
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts reach the kernel by message
-    host_dir = config["host_dir"]
-    err_path = os.path.join(host_dir, "jail.err")
-    config["err_fd"] = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
+    _begin(config)
     try:
         if os.getpid() != 1 or os.getuid() != 0 or config["backend"] != "namespaces":
             raise RuntimeError("a jail's init in place runs as root, as PID 1 of its namespace")
         host_pid = int(os.readlink("/proc/self"))  # the host's /proc: the pid the host sees
         kernel_conn = _kernel_connection(connection_file)
-        host_dir_fd = os.open(host_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        host_dir_fd = os.open(config["host_dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         in_place = (host_dir_fd, host_pid, parent_pidfd)
         _namespace_child(config, kernel_conn, None, launch, in_place)
     except BaseException as exc:
         _report(config, exc)
     os._exit(EXIT_SETUP_FAILED)
+
+
+def _begin(config: dict) -> None:
+    """What comes first in a jail's first process: no core dumps, no SIGINT, ``jail.err``.
+
+    The error file is opened before any namespace or mount change, so a failure anywhere
+    can be reported (its descriptor is ``config["err_fd"]``).
+    """
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts reach the kernel by message
+    err_path = os.path.join(config["host_dir"], "jail.err")
+    config["err_fd"] = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
 
 
 def _kernel_connection(connection_file: str) -> bytes:
