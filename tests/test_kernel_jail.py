@@ -612,6 +612,44 @@ def test_exploit_prone_system_calls_are_refused(pair) -> None:
     assert lines[1::2] == ["True"] * 8, lines
 
 
+def test_the_kernel_holds_no_capability_and_makes_no_namespace(pair) -> None:
+    """Making the jail's inner user namespace gave its maker every capability there; none
+    reaches the kernel, and no ``clone`` makes a namespace (nf_tables in a network
+    namespace of its own, say), while threads and child processes still start."""
+    attacker, _ = pair
+    code = """
+        import ctypes, errno, os, platform, subprocess, sys, threading
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        sets = dict(line.split(':\t') for line in open('/proc/self/status').read().splitlines()
+                    if line.startswith('Cap'))
+        print('caps', all(int(value, 16) == 0 for value in sets.values()), len(sets))
+        clone = {'x86_64': 56, 'aarch64': 220}[platform.machine()]
+        flags = {'net': 0x40000000, 'mount': 0x20000, 'pid': 0x20000000, 'uts': 0x04000000,
+                 'ipc': 0x08000000, 'user': 0x10000000, 'cgroup': 0x02000000}
+        for name, flag in flags.items():
+            result = libc.syscall(clone, flag | 17, 0, 0, 0, 0)  # 17: SIGCHLD
+            if result == 0:
+                os._exit(0)  # a child in a new namespace: the test fails below
+            if result > 0:
+                os.waitpid(result, 0)
+            print(name, result == -1 and ctypes.get_errno() == errno.EPERM)
+        result = libc.syscall(435, 0, 0)  # clone3: its flags are out of a filter's reach
+        print('clone3', result == -1 and ctypes.get_errno() == errno.ENOSYS)
+        result = libc.syscall(430, b'tmpfs', 0)  # fsopen
+        print('fsopen', result == -1 and ctypes.get_errno() == errno.EPERM)
+        box = []
+        worker = threading.Thread(target=lambda: box.append(1))
+        worker.start(); worker.join()
+        print('thread', box == [1])
+        done = subprocess.run([sys.executable, '-c', 'print(7)'], capture_output=True, text=True)
+        print('child', done.stdout.strip() == '7')
+    """
+    lines = run(attacker, code).split()
+    assert lines[:3] == ["caps", "True", "5"], lines
+    assert lines[4::2] == ["True"] * 11, lines
+
+
 def test_the_whole_jail_runs_in_the_kernels_cgroups(pair) -> None:
     """The jail's init is moved into the cgroups while it builds its root (not before): the
     kernel it forks afterwards is born there, and the cgroup namespace, made after the move,

@@ -40,6 +40,9 @@ MOUNT_ATTR_NODEV = 0x4
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
+PR_SET_SECUREBITS = 28
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_NAME = 15
 
@@ -138,6 +141,53 @@ def drop_bounding_set() -> None:
             if ctypes.get_errno() == 22:  # EINVAL: past the last capability
                 break
             _check(-1, f"drop capability {cap}")
+
+
+SECURE_NO_ROOT = 0xEF
+"""``SECBIT_NOROOT``, ``NO_SETUID_FIXUP`` and ``NO_CAP_AMBIENT_RAISE``, each locked, and
+``KEEP_CAPS`` locked off: uid 0 gains nothing on exec, and no uid change brings any back."""
+_CAP_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def drop_capabilities() -> None:
+    """Hold no capability at all, in this user namespace or any later one, for good.
+
+    A process that makes a user namespace gets every capability in it (and a full bounding
+    set); a jail's kernel that kept them could make network namespaces of its own, where
+    nf_tables and other kernel code meant for administrators answer it. So: the bounding
+    set dropped (again), the secure bits locked, ambient, inheritable, permitted and
+    effective sets emptied, in that order (the first two need ``CAP_SETPCAP``).
+    """
+    drop_bounding_set()
+    prctl(PR_SET_SECUREBITS, SECURE_NO_ROOT)
+    zero = ctypes.c_ulong(0)
+    result = _libc.prctl(
+        ctypes.c_int(PR_CAP_AMBIENT), ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), zero, zero, zero
+    )
+    _check(result, "clear ambient capabilities")
+    header = _CapHeader(_CAP_VERSION_3, 0)
+    data = (_CapData * 2)()  # all zero: no capability in any set
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def capabilities_held() -> int:
+    """The effective capability set of this process, as a bit mask (0: none)."""
+    header = _CapHeader(_CAP_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(header), data), "capget")
+    return data[0].effective | data[1].effective << 32
 
 
 def prctl(option: int, value: int) -> None:
@@ -336,6 +386,8 @@ _DENIED_SYSCALLS = {
         "open_by_handle_at": 304, "init_module": 175, "finit_module": 313,
         "delete_module": 176, "unshare": 272, "setns": 308, "mount": 165,
         "umount2": 166, "pivot_root": 155, "swapon": 167, "swapoff": 168, "reboot": 169,
+        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+        "fspick": 433, "mount_setattr": 442,
     },
     "aarch64": {
         "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
@@ -345,8 +397,18 @@ _DENIED_SYSCALLS = {
         "open_by_handle_at": 265, "init_module": 105, "finit_module": 273,
         "delete_module": 106, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39,
         "pivot_root": 41, "swapon": 224, "swapoff": 225, "reboot": 142,
+        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+        "fspick": 433, "mount_setattr": 442,
     },
 }  # fmt: skip
+_CLONE = {"x86_64": 56, "aarch64": 220}
+_CLONE3 = {"x86_64": 435, "aarch64": 435}
+CLONE_NEW_ANY = (
+    CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID
+    | CLONE_NEWNET
+)  # fmt: skip
+"""``clone`` flags that make namespaces: refused, as ``unshare`` is."""
+ENOSYS = 38
 
 
 class _SockFilter(ctypes.Structure):
@@ -365,26 +427,17 @@ class _SockFprog(ctypes.Structure):
 def seccomp_deny() -> str:
     """Make the denied system calls fail with ``EPERM`` for this process and its children.
 
-    System calls of another architecture (32-bit, x32) are refused as a whole, so they
-    cannot go around the list. Returns the layer's name.
+    ``clone`` with any namespace flag fails the same way, and ``clone3`` (whose flags sit in
+    memory a filter cannot read) answers ``ENOSYS``, so the C library falls back to
+    ``clone``. System calls of another architecture (32-bit, x32) are refused as a whole,
+    so they cannot go around the list. Returns the layer's name.
     """
     machine = platform.machine()
     denied = _DENIED_SYSCALLS.get(machine)
     if denied is None:
         raise OSError(95, f"no seccomp table for {machine}")
-    load_word, jump_eq, jump_ge, ret = 0x20, 0x15, 0x35, 0x06
     numbers = sorted(set(denied.values()))
-    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO|EPERM
-    program = [(load_word, 0, 0, 4)]  # seccomp_data.arch
-    # native arch: go on; anything else: straight to "deny" (the last instruction)
-    after_arch = 1 + 1 + len(numbers) + 1  # to the deny instruction from the next one
-    program.append((jump_eq, 0, after_arch, _AUDIT_ARCH[machine]))
-    program.append((load_word, 0, 0, 0))  # seccomp_data.nr
-    program.append((jump_ge, len(numbers) + 1, 0, _X32_BIT))
-    for index, number in enumerate(numbers):
-        program.append((jump_eq, len(numbers) - index, 0, number))
-    program.append((ret, 0, 0, allow))
-    program.append((ret, 0, 0, deny))
+    program = _deny_program(numbers, _AUDIT_ARCH[machine], _CLONE[machine], _CLONE3[machine])
     filters = (_SockFilter * len(program))(*(_SockFilter(*op) for op in program))
     fprog = _SockFprog(len(program), filters)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
@@ -394,3 +447,33 @@ def seccomp_deny() -> str:
     )  # fmt: skip
     _check(result, "seccomp")
     return f"seccomp(deny {len(numbers)} syscalls)"
+
+
+def _deny_program(
+    numbers: list[int], arch: int, clone: int, clone3: int
+) -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jt, jf, k) instructions; jumps are worked out from labels."""
+    load_word, jump_eq, jump_ge, jump_set, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO|EPERM
+    no_such_call = 0x00050000 | ENOSYS
+    # (code, label if true, label if false, k); a label is a name or None (the next one)
+    body: list[tuple[int, str | None, str | None, int]] = [
+        (load_word, None, None, 4),  # seccomp_data.arch
+        (jump_eq, None, "deny", arch),  # another architecture: denied outright
+        (load_word, None, None, 0),  # seccomp_data.nr
+        (jump_ge, "deny", None, _X32_BIT),
+        *((jump_eq, "deny", None, number) for number in numbers),
+        (jump_eq, "enosys", None, clone3),
+        (jump_eq, None, "allow", clone),
+        (load_word, None, None, 16),  # the low word of seccomp_data.args[0]: clone's flags
+        (jump_set, "deny", "allow", CLONE_NEW_ANY),
+    ]
+    returns = {"allow": allow, "enosys": no_such_call, "deny": deny}
+    at = {name: len(body) + index for index, name in enumerate(returns)}
+    program = []
+    for pc, (code, if_true, if_false, k) in enumerate(body):
+        jt = 0 if if_true is None else at[if_true] - pc - 1
+        jf = 0 if if_false is None else at[if_false] - pc - 1
+        program.append((code, jt, jf, k))
+    program += [(ret, 0, 0, value) for value in returns.values()]
+    return program

@@ -470,6 +470,7 @@ def _namespace_child(
     _map_ids(inner, uid, gid)
     with contextlib.suppress(OSError):
         _write("/proc/sys/user/max_user_namespaces", "0")
+    sysc.drop_capabilities()  # the new user namespace gave it every one back
     os.setsid()
     sysc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
     sysc.prctl(sysc.PR_SET_PDEATHSIG, signal.SIGKILL)
