@@ -254,7 +254,8 @@ def test_a_forked_jails_init_is_the_templates_child_and_pid_1_of_its_namespace()
 
 def test_the_template_may_hold_many_kernels_descriptors_but_no_kernel_inherits_that() -> None:
     """A host with the usual soft limit (1024) still gets a template that can hold 512
-    kernels' descriptors; each kernel keeps its own limit."""
+    kernels' descriptors; each kernel keeps its own limit, or with none of its own
+    (``open_files=None``) the host's."""
     import resource
     import subprocess
     import sys
@@ -267,11 +268,14 @@ def test_the_template_may_hold_many_kernels_descriptors_but_no_kernel_inherits_t
     code = textwrap.dedent(
         """
         import psutil
-        from langchain_codevision.kernel import KernelSession
+        from langchain_codevision.kernel import KernelLimits, KernelSession
         from langchain_codevision.kernel._forkserver import template
+        probe = "import resource; print(resource.getrlimit(7))"
         with KernelSession(start="fork") as session:
-            out = session.execute("import resource; print(resource.getrlimit(7))").stdout
+            out = session.execute(probe).stdout
             print(psutil.Process(template().pid).rlimit(psutil.RLIMIT_NOFILE), out.strip())
+        with KernelSession(start="fork", limits=KernelLimits(open_files=None)) as session:
+            print(session.execute(probe).stdout.strip())
         """
     )
     done = subprocess.run(
@@ -282,7 +286,8 @@ def test_the_template_may_hold_many_kernels_descriptors_but_no_kernel_inherits_t
         timeout=120,
         check=True,
     )
-    assert done.stdout.split("\n")[0] == f"({hard}, {hard}) (1024, 1024)", done.stderr
+    lines = done.stdout.split("\n")
+    assert lines[:2] == [f"({hard}, {hard}) (1024, 1024)", f"(1024, {hard})"], done.stderr
 
 
 def test_an_init_counts_on_the_template_that_forked_it_not_a_later_one() -> None:
@@ -551,3 +556,81 @@ def test_an_idle_forked_kernel_costs_less_memory_than_a_cold_one() -> None:
                 session.close()
     assert forked_uss < 0.5 * cold_uss, (forked_uss, cold_uss)
     assert forked_uss < forked_pss
+
+
+def test_a_late_reply_to_a_start_that_timed_out_is_not_taken_for_the_next_one() -> None:
+    """A stalled template answers a request its host gave up on: that answer names no
+    later kernel, and the child it names is ended, so no session closes another's kernel."""
+    import threading
+
+    quick = KernelLimits(
+        timeout=20, memory_bytes=2 * 1024**3, disk_bytes=64 * MiB, startup_timeout=1.5
+    )
+    with forked() as first:
+        run(first, "pass")
+        tpl = template()
+        time.sleep(0.3)  # its spare is forked ahead
+        os.kill(tpl.pid, signal.SIGSTOP)  # the template is this process's own child
+        failed: list[BaseException] = []
+
+        def start_late() -> None:
+            try:
+                KernelSession(limits=quick, start="fork", isolation="strict").start().close()
+            except BaseException as exc:  # the start times out: what it raised is kept
+                failed.append(exc)
+
+        late = threading.Thread(target=start_late)
+        late.start()
+        time.sleep(2.5)
+        os.kill(tpl.pid, signal.SIGCONT)
+        late.join(30)
+        assert failed, "a start against a stopped template should have failed"
+        with forked() as second, forked() as third:
+            for session in (second, third):
+                assert session._km.process.pid == session.host.jail_pid
+            run(second, "kept = 'second'")
+            third.close()
+            out = second.execute("print(kept)")
+            assert out.ok and not out.restarted and out.stdout == "second\n"
+        orphans = [
+            child
+            for child in psutil.Process(tpl.pid).children()
+            if child.status() != psutil.STATUS_ZOMBIE and child.name() == "cv-init"
+        ]
+        assert [child.pid for child in orphans] == [first.host.jail_pid]
+
+
+def test_a_fork_that_fails_fails_that_start_alone() -> None:
+    """Out of processes, the template answers that start with the error and serves on:
+    the kernels it already runs keep running, and starts work again once forks do."""
+    from langchain_codevision.kernel.cgroups import KernelCgroup
+
+    with forked() as first:
+        run(first, "kept = 'first'")
+        tpl = template()
+        old_pid = tpl.pid
+        time.sleep(0.3)  # its spare is forked ahead, outside the cgroup below
+        group = KernelCgroup.create(
+            f"{os.getpid()}-template-test", max_processes=1, memory_bytes=None
+        )
+        try:
+            for path in group.paths:  # the template, this process's own child, alone in it
+                (path / "cgroup.procs").write_text(str(old_pid))
+            with forked() as second:  # the spare takes it; the next spare cannot be forked
+                run(second, "kept = 'second'")
+                time.sleep(0.3)
+                with pytest.raises(Exception, match="could not fork a kernel"):
+                    forked()
+                assert tpl.pid == old_pid
+                for session, name in ((first, "first"), (second, "second")):
+                    out = session.execute("print(kept)")
+                    assert out.ok and not out.restarted and out.stdout == f"{name}\n"
+                for path in group.paths:
+                    if (path / "pids.max").exists():
+                        (path / "pids.max").write_text("max")
+                with forked() as third:
+                    assert run(third, "print('third')") == "third\n"
+                assert tpl.pid == old_pid
+        finally:
+            tpl.stop()  # it is in the cgroup made here: stopped, then the cgroup goes
+            group.remove()

@@ -27,6 +27,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -41,7 +42,8 @@ from .sandbox import scrub_environment
 __all__ = ["ForkedProcess", "Template", "TemplateGone", "launch_forked", "template"]
 
 TEMPLATE = KERNEL_LIB / "_template.py"
-REPLY_SIZE = 24  # _template.REPLY: pid (int64), fork time (double), is the init (int64)
+REQUEST = struct.Struct("=cQ")  # _template.REQUEST: b"F", this request's number
+REPLY = struct.Struct("=qdqQq")  # _template.REPLY: pid, fork time, is the init, number, errno
 EXIT_RECORD_WAIT_S = 2.0
 """How long a dead jail init's exit may take to be recorded by its template (its parent)."""
 
@@ -172,6 +174,7 @@ class Template:
         self.quiet = quiet
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self._requests = 0  # numbers each request, so a late reply is told apart
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()
 
@@ -234,38 +237,62 @@ class Template:
             try:
                 return self._exchange(self._socket, payload, host_dir, timeout)
             except (OSError, EOFError) as exc:
+                if isinstance(exc, (BrokenPipeError, ConnectionResetError, EOFError)):
+                    self._wait_gone()  # its end closed: it is on its way out
                 if self.alive:
                     raise
                 raise TemplateGone(f"the kernel template died: {exc}") from exc
 
+    def _wait_gone(self, timeout: float = 2.0) -> None:
+        """Wait a little for a template whose end of the socket closed to be gone."""
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=timeout)
+
     def _exchange(
         self, control: socket.socket, payload: bytes, host_dir: Path, timeout: float
     ) -> ForkedProcess:
+        """Send one request and wait for its reply.
+
+        Each request has a number the reply repeats. A reply to an earlier request (one
+        whose wait timed out: the template answered late) is not this one's: the child it
+        names has no host any more, so it is killed, and the wait goes on.
+        """
         memfd = os.memfd_create("codevision-kernel-request", os.MFD_CLOEXEC)
         folder = os.open(host_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._requests += 1
+        number = self._requests
         try:
             os.write(memfd, payload)
             control.settimeout(timeout)
-            socket.send_fds(control, [b"F"], [memfd, folder])  # where an init's exit goes
+            message = REQUEST.pack(b"F", number)
+            socket.send_fds(control, [message], [memfd, folder])  # where an init's exit goes
             control.settimeout(0.2)
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    reply, fds, _, _ = socket.recv_fds(control, REPLY_SIZE, 1)
-                    break
+                    reply, fds, _, _ = socket.recv_fds(control, REPLY.size, 1)
                 except TimeoutError:
                     if not self.alive or time.monotonic() > deadline:
                         raise
+                    continue
+                if len(reply) != REPLY.size or len(fds) > 1:
+                    _close_all(fds)
+                    raise EOFError("the kernel template did not answer")
+                pid, fork_s, is_init, answered, errno = REPLY.unpack(reply)
+                if answered == number:
+                    break
+                _end_orphan(fds)  # the late reply to a request that timed out
         finally:
             os.close(memfd)
             os.close(folder)
-        if len(reply) != REPLY_SIZE or len(fds) != 1:
-            for fd in fds:
-                os.close(fd)
-            raise EOFError("the kernel template did not answer")
-        pid = int.from_bytes(reply[:8], sys.byteorder, signed=True)
-        fork_s = float(memoryview(reply[8:16]).cast("d")[0])
-        is_init = bool(int.from_bytes(reply[16:], sys.byteorder, signed=True))
+        if errno or len(fds) != 1:
+            _close_all(fds)
+            raise OSError(
+                errno,
+                f"the kernel template could not fork a kernel: "
+                f"{os.strerror(errno) if errno else 'no process'}",
+            )
         process = self.process  # the template that forked it: one started later never records it
         recorder = (lambda: process is not None and process.poll() is None) if is_init else None
         return ForkedProcess(pid, fds[0], host_dir, fork_s, recorder)
@@ -285,6 +312,19 @@ class Template:
         """Stop the template (its kernels die with it)."""
         with self._lock:
             self._stop()
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def _end_orphan(fds: list[int]) -> None:
+    """Kill the child a stale reply names (through its pidfd) and close that pidfd."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        os.close(fd)
 
 
 def template(python: str | None = None, shell: str = "lean") -> Template:

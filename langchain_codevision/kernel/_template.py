@@ -18,22 +18,23 @@ its own mount namespace with an empty ``/run``, so nothing it imports writes to 
 Modules that act on the shell that imports them (pyplot and matplotlib's inline backend)
 are not preloaded: each kernel imports those itself.
 
-Each request is one byte and two descriptors: a memfd holding the supervisor configuration
-of one kernel and the path of its connection file, and the kernel's host folder (where the
-template records the exit of a jail's init it forked, below). The child that serves it is
-forked ahead (the *spare*, :class:`Spare`: right after each reply, so a fork of this big
-address space, about 3 ms, is off the next request's path) and given the memfd; without a
-spare the template forks one on the spot. The child closes every inherited descriptor
-first and reads the request. From a root template (:class:`PidNamespaces`) the child is PID
-1 of a new PID namespace and becomes the jail's init itself (``_supervisor.become_init``);
-otherwise it is exactly the namespaces backend's supervisor (``_supervisor.supervise``),
-which forks the init. The init joins the kernel's cgroups, builds the jail (per-kernel
-uid, user/mount/net/IPC/UTS/cgroup namespaces, new root, capability bounding set,
-no_new_privs) and forks the kernel, which applies the launcher's layers (``_launch.main``:
-Landlock, seccomp, rlimits, ``layers.json``) and starts the kernel (lean, or ipykernel) in
-process. The template answers with the child's pid, a pidfd of it and whether it is the
-init; when an init it forked exits, it writes the wait status into ``jail.exit`` of the
-kernel's folder, as a supervisor does for its init.
+Each request is one byte, a number and two descriptors: a memfd holding the supervisor
+configuration of one kernel and the path of its connection file, and the kernel's host
+folder (where the template records the exit of a jail's init it forked, below). The child
+that serves it is forked ahead (the *spare*, :class:`Spare`: right after each reply, so a
+fork of this big address space, about 3 ms, is off the next request's path) and given the
+memfd; without a spare the template forks one on the spot. The child closes every inherited
+descriptor first and reads the request. From a root template (:class:`PidNamespaces`) the
+child is PID 1 of a new PID namespace and becomes the jail's init itself
+(``_supervisor.become_init``); otherwise it is exactly the namespaces backend's supervisor
+(``_supervisor.supervise``), which forks the init. The init joins the kernel's cgroups,
+builds the jail (per-kernel uid, user/mount/net/IPC/UTS/cgroup namespaces, new root, no
+capability left, no_new_privs) and forks the kernel, which applies the launcher's layers
+(``_launch.main``: Landlock, seccomp, rlimits, ``layers.json``) and starts the kernel (lean,
+or ipykernel) in process. The template answers with the request's number, the child's pid, a
+pidfd of it and whether it is the init (or, where the fork failed, its errno); when an init
+it forked exits, it writes the wait status into ``jail.exit`` of the kernel's folder, as a
+supervisor does for its init.
 
 Both the template and each child die with their parent (``PR_SET_PDEATHSIG``), so a dead
 host or a dead template leaves no kernel behind; the host starts a new template on the
@@ -110,7 +111,11 @@ It is a third of the lean template's memory (26 of 72 MiB of heap), and every fo
 the page tables of all of it.
 """
 RUNTIME_MODULE = "codevision_kernel_runtime"
-REPLY = struct.Struct("=qdq")  # the child's pid, the template's fork time (s), 1 if an init
+REQUEST = struct.Struct("=cQ")  # b"F", the host's number for this request
+REPLY = struct.Struct("=qdqQq")
+"""The child's pid (-1: none), the template's fork time (s), 1 if an init, the request's
+number (the host drops a reply to an earlier request it gave up on), the errno of a fork
+that failed (0: none)."""
 MAX_FD = 1 << 20
 MAX_LOST_SPARES = 3
 """Spares that may die unused before the template stops forking them ahead."""
@@ -236,7 +241,11 @@ class Spare:
         theirs.close()
         self.pid = pid
         self.channel = ours
-        self.pidfd = os.pidfd_open(pid)
+        try:
+            self.pidfd = _pidfd_or_kill(pid)
+        except OSError:
+            ours.close()
+            raise
         self.is_init = namespaces is not None
 
     def hand(self, request_fd: int) -> bool:
@@ -254,6 +263,19 @@ class Spare:
         self.channel.close()
         os.waitpid(self.pid, 0)
         os.close(self.pidfd)
+
+
+def _pidfd_or_kill(pid: int) -> int:
+    """A pidfd of ``pid``, a child just forked; if none can be had, the child is ended.
+
+    The child is not reaped yet, so its pid is still its own until the ``waitpid`` here.
+    """
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
 
 
 def _wait_as_spare(channel_fd: int, template_pid: int, template_fd: int | None) -> None:
@@ -334,6 +356,9 @@ class PidNamespaces:
 def _start_kernel(config: dict) -> None:
     """In the jail's kernel process, with every layer but the launcher's in force: start it."""
     os.closerange(3, MAX_FD)  # what execve would close: everything here is close-on-exec
+    if _HOST_OPEN_FILES is not None:  # the template's raised limit is not the kernel's
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, _HOST_OPEN_FILES)
     os.environ.clear()
     os.environ.update(config["kernel_env"])
     sys.argv = list(config["kernel_argv"][1:])
@@ -350,6 +375,10 @@ def _start_kernel(config: dict) -> None:
         code = exc.code
         os._exit(code if isinstance(code, int) else (0 if code is None else 1))
     os._exit(0)
+
+
+_HOST_OPEN_FILES: tuple[int, int] | None = None
+"""The limit on open files the template started with, before it raised its own."""
 
 
 class _Server:
@@ -406,29 +435,42 @@ class _Server:
             os.close(exit_dir)
 
     def _answer(self) -> bool:
-        """Serve one request; False once the host is gone."""
+        """Serve one request; False once the host is gone.
+
+        A fork that fails (out of processes or memory, say) fails that request alone: the
+        reply carries the error, and the template goes on serving.
+        """
         try:
             message, fds, _, _ = socket.recv_fds(self.control, 16, 2)
         except OSError:
             return False
         if not message:
             return False
-        if message != b"F" or len(fds) != 2:
+        if len(message) != REQUEST.size or message[:1] != b"F" or len(fds) != 2:
             for extra in fds:
                 os.close(extra)
             return True
+        _, number = REQUEST.unpack(message)
         request_fd, host_dir_fd = fds
         started = time.perf_counter()
-        pid, pidfd, is_init = self._supervisor_for(request_fd)
+        try:
+            pid, pidfd, is_init = self._supervisor_for(request_fd)
+        except OSError as exc:
+            os.close(request_fd)
+            os.close(host_dir_fd)
+            return self._reply(REPLY.pack(-1, 0.0, 0, number, exc.errno or 0), [])
         os.close(request_fd)
         self.children[pidfd] = pid
         if is_init:
             self.exit_dirs[pidfd] = host_dir_fd
         else:
             os.close(host_dir_fd)
-        reply = REPLY.pack(pid, time.perf_counter() - started, int(is_init))
+        reply = REPLY.pack(pid, time.perf_counter() - started, int(is_init), number, 0)
+        return self._reply(reply, [pidfd])
+
+    def _reply(self, reply: bytes, fds: list[int]) -> bool:
         try:
-            socket.send_fds(self.control, [reply], [pidfd])
+            socket.send_fds(self.control, [reply], fds)
         except OSError:
             return False
         return True
@@ -452,7 +494,7 @@ class _Server:
                 _child(self.control, request_fd, self.template_pid, template_fd)
             finally:
                 os._exit(_supervisor.EXIT_SETUP_FAILED)
-        pidfd = os.pidfd_open(pid)
+        pidfd = _pidfd_or_kill(pid)
         self.poller.register(pidfd, select.POLLIN)
         return pid, pidfd, namespaces is not None
 
@@ -462,9 +504,12 @@ def _open_files_for_many_kernels() -> None:
 
     The template holds two descriptors per live kernel (a pidfd, and an init's host
     folder), so the usual soft limit of 1024 would cap a host at about 500 kernels. Every
-    kernel sets its own limit (``KernelLimits.open_files``) before any user code runs.
+    kernel sets its own limit (``KernelLimits.open_files``) before any user code runs, and
+    one with no limit of its own gets the host's soft limit back (:func:`_start_kernel`).
     """
+    global _HOST_OPEN_FILES
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _HOST_OPEN_FILES = (soft, hard)
     if soft != hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
