@@ -182,14 +182,6 @@ def drop_capabilities() -> None:
     _check(_libc.capset(ctypes.byref(header), data), "capset")
 
 
-def capabilities_held() -> int:
-    """The effective capability set of this process, as a bit mask (0: none)."""
-    header = _CapHeader(_CAP_VERSION_3, 0)
-    data = (_CapData * 2)()
-    _check(_libc.capget(ctypes.byref(header), data), "capget")
-    return data[0].effective | data[1].effective << 32
-
-
 def prctl(option: int, value: int) -> None:
     """``prctl(2)`` with one argument."""
     args = (ctypes.c_ulong(0),) * 3
