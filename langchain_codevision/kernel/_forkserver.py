@@ -27,7 +27,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -36,14 +35,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._template_wire import REPLY, REQUEST, REQUEST_TAG
 from .jail import JAIL_DIR, KERNEL_LIB
 from .sandbox import scrub_environment
 
 __all__ = ["ForkedProcess", "Template", "TemplateGone", "launch_forked", "template"]
 
 TEMPLATE = KERNEL_LIB / "_template.py"
-REQUEST = struct.Struct("=cQ")  # _template.REQUEST: b"F", this request's number
-REPLY = struct.Struct("=qdqQq")  # _template.REPLY: pid, fork time, is the init, number, errno
 EXIT_RECORD_WAIT_S = 2.0
 """How long a dead jail init's exit may take to be recorded by its template (its parent)."""
 
@@ -265,7 +263,7 @@ class Template:
         try:
             os.write(memfd, payload)
             control.settimeout(timeout)
-            message = REQUEST.pack(b"F", number)
+            message = REQUEST.pack(REQUEST_TAG, number)
             socket.send_fds(control, [message], [memfd, folder])  # where an init's exit goes
             control.settimeout(0.2)
             deadline = time.monotonic() + timeout

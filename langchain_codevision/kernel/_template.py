@@ -53,7 +53,6 @@ import resource
 import select
 import signal
 import socket
-import struct
 import sys
 import time
 
@@ -61,6 +60,7 @@ import _jailsys as sysc
 import _launch
 import _lean_kernel  # noqa: F401 - preloaded: the default kernel every child runs
 import _supervisor
+from _template_wire import REPLY, REQUEST, REQUEST_TAG
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PRELOAD = (
@@ -111,11 +111,6 @@ It is a third of the lean template's memory (26 of 72 MiB of heap), and every fo
 the page tables of all of it.
 """
 RUNTIME_MODULE = "codevision_kernel_runtime"
-REQUEST = struct.Struct("=cQ")  # b"F", the host's number for this request
-REPLY = struct.Struct("=qdqQq")
-"""The child's pid (-1: none), the template's fork time (s), 1 if an init, the request's
-number (the host drops a reply to an earlier request it gave up on), the errno of a fork
-that failed (0: none)."""
 MAX_FD = 1 << 20
 MAX_LOST_SPARES = 3
 """Spares that may die unused before the template stops forking them ahead."""
@@ -446,7 +441,7 @@ class _Server:
             return False
         if not message:
             return False
-        if len(message) != REQUEST.size or message[:1] != b"F" or len(fds) != 2:
+        if len(message) != REQUEST.size or message[:1] != REQUEST_TAG or len(fds) != 2:
             for extra in fds:
                 os.close(extra)
             return True
